@@ -1,0 +1,122 @@
+"""The `samgap` command: data, bench (and, as the library grows, run, compare, train).
+
+Examples
+--------
+    samgap --version
+    samgap data synthetic --out data/generated/orchard --n 64 --seed 0
+    samgap data minneapple --root data/minneapple
+    samgap bench metrics
+"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+
+from . import __version__
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ("metrics", "models", "train")
+
+
+def _cmd_data_synthetic(args: argparse.Namespace) -> int:
+    from .data import synthetic_orchard, to_coco, to_saco, write_minneapple
+    from .io import write_json
+
+    size = tuple(int(v) for v in args.size.split("x"))
+    samples = synthetic_orchard(args.n, seed=args.seed, size=size)
+    out = Path(args.out)
+    write_minneapple(samples, out, "train")
+    write_json(to_coco(samples), out / "coco.json")
+    concepts = _orchard_concepts()
+    write_json(to_saco(samples, concepts), out / "saco.json")
+    n_inst = sum(len(s.instances) for s in samples)
+    print(
+        f"wrote {len(samples)} images, {n_inst} instances, {len(samples) * len(concepts)} (image, phrase) pairs to {out}"
+    )
+    return 0
+
+
+def _orchard_concepts():
+    try:
+        from .prompts.concepts import ORCHARD_ALL
+
+        return list(ORCHARD_ALL)
+    except ImportError:  # prompts not installed in a partial checkout
+        from .data import Concept
+
+        return [
+            Concept("apple"),
+            Concept("ripe apple", attributes={"ripeness": "ripe"}),
+            Concept("pear", "pear"),
+        ]
+
+
+def _cmd_data_minneapple(args: argparse.Namespace) -> int:
+    from .data.download import download_minneapple, verify_minneapple
+
+    try:
+        counts = (
+            verify_minneapple(args.root)
+            if args.verify_only
+            else download_minneapple(args.root, timeout=args.timeout)
+        )
+    except (ConnectionError, ValueError) as e:
+        print(f"samgap data minneapple: {e}", file=sys.stderr)
+        return 2
+    print(f"MinneApple at {args.root} is complete: {counts}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    script = REPO_ROOT / "benchmarks" / f"bench_{args.what}.py"
+    if not script.is_file():
+        print(
+            f"samgap bench {args.what}: {script} not found; benchmarks run from a source checkout (git clone).",
+            file=sys.stderr,
+        )
+        return 2
+    module = runpy.run_path(str(script), run_name="samgap_bench")
+    return int(module["main"](args.rest) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="samgap", description="Measure and teach the SAM2-to-SAM3 gap."
+    )
+    p.add_argument("--version", action="version", version=f"samgap {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="generate or download datasets").add_subparsers(
+        dest="what", required=True
+    )
+    syn = data.add_parser(
+        "synthetic", help="write the synthetic orchard (MinneApple layout + COCO + SA-Co JSON)"
+    )
+    syn.add_argument("--out", required=True, help="output folder")
+    syn.add_argument("--n", type=int, default=32, help="number of images (default 32)")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--size", default="256x256", help="HxW (default 256x256)")
+    syn.set_defaults(func=_cmd_data_synthetic)
+    mn = data.add_parser("minneapple", help="download and verify MinneApple")
+    mn.add_argument("--root", required=True, help="folder to hold detection/")
+    mn.add_argument("--verify-only", action="store_true", help="only check an existing copy")
+    mn.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for the server")
+    mn.set_defaults(func=_cmd_data_minneapple)
+
+    bench = sub.add_parser("bench", help="run a benchmark from benchmarks/")
+    bench.add_argument("what", choices=BENCHMARKS)
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
+    bench.set_defaults(func=_cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Provenance: which profile, data, checkpoint, device and software produced a number.
+
+Every page of the book shows `profile_banner`, and every result file carries `environment`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PROFILES", "environment", "git_commit", "profile_banner", "check_profile"]
+
+PROFILES = {
+    "smoke": "CPU, the synthetic orchard generated from a seed, tiny models; what CI runs and this HTML book shows",
+    "paper": "GPU, MinneApple from data_root, the released checkpoints (facebook/sam2.1-hiera-large, facebook/sam3)",
+}
+_PACKAGES = ("samgap", "numpy", "torch", "transformers", "sam2", "sam3", "pycocotools")
+
+
+def check_profile(profile: str) -> str:
+    """Return ``profile`` if it is known, else raise naming the choices."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}.")
+    return profile
+
+
+def git_commit(path: str | Path | None = None) -> str | None:
+    """The git commit of the source tree holding ``path`` (default: this package), or None."""
+    where = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _versions() -> dict[str, str | None]:
+    out = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_name(device: str = "cpu") -> str:
+    """Human-readable device: the GPU's name for cuda, else the CPU model and core count."""
+    if str(device).startswith("cuda"):
+        try:
+            import torch
+
+            return f"{torch.cuda.get_device_name(0)} (cuda)"
+        except Exception:  # noqa: BLE001 - report what we can
+            return "cuda"
+    import os
+
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu}, {os.cpu_count()} cores"
+
+
+def environment(device: str = "cpu") -> dict[str, Any]:
+    """Versions, platform, device and time: what a result file records beside its config."""
+    return {
+        "time_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+        "device_name": device_name(device),
+        "git_commit": git_commit(),
+        "versions": _versions(),
+    }
+
+
+def profile_banner(
+    profile: str, device: str = "cpu", data: str | None = None, checkpoints: str | None = None
+) -> str:
+    """One Markdown paragraph saying which profile, data, checkpoints and device made a page's numbers."""
+    check_profile(profile)
+    parts = [f"**Outputs on this page: profile `{profile}`** ({PROFILES[profile]})."]
+    if data:
+        parts.append(f"Data: {data}.")
+    if checkpoints:
+        parts.append(f"Checkpoints: {checkpoints}.")
+    parts.append(
+        f"Device: {device_name(device)}; samgap {_versions()['samgap']}, commit {(git_commit() or 'unknown')[:10]}."
+    )
+    return " ".join(parts)

@@ -1,0 +1,109 @@
+"""The chapters: paired .md/.ipynb in sync, parameters cells, Colab links; execution with papermill.
+
+Execution (marker ``notebooks``) runs each chapter's committed .ipynb with papermill under the
+smoke profile into ``_build/executed/``; ``make test`` then validates those executed notebooks
+with nbval (``pytest --nbval-lax``), which re-runs them and compares the cells marked
+``# NBVAL_CHECK_OUTPUT``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.md"))
+EXECUTED = ROOT / "_build" / "executed"
+REQUIRED_PARAMETERS = ("profile", "seed", "data_root", "device")
+
+
+def _cells(nb):
+    return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in nb.cells]
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "no chapters/NN_*.md found"
+
+
+def test_toc_lists_every_chapter_and_page_exists():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    for f in files:
+        assert (ROOT / f"{f}.md").exists() or (ROOT / f"{f}.ipynb").exists(), (
+            f"_toc.yml lists missing page {f}"
+        )
+    for md in CHAPTERS:
+        assert f"chapters/{md.stem}" in files, f"{md.name} is not in _toc.yml"
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
+def test_pair_in_sync(md):
+    ipynb = md.with_suffix(".ipynb")
+    assert ipynb.exists(), f"{ipynb.name} missing: run `jupytext --sync {md.relative_to(ROOT)}`"
+    from_md = jupytext.read(md)
+    committed = nbformat.read(ipynb, as_version=4)
+    assert _cells(from_md) == _cells(committed), (
+        f"{md.name} and {ipynb.name} differ: run `jupytext --sync {md.relative_to(ROOT)}` and commit both"
+    )
+    assert all(not c.get("outputs") for c in committed.cells if c.cell_type == "code"), (
+        f"{ipynb.name} has outputs committed; clear them (jupytext --sync writes none)"
+    )
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_structure(md):
+    nb = jupytext.read(md)
+    assert nb.metadata["jupytext"]["text_representation"]["format_name"] == "myst", (
+        "front matter must say format_name: myst"
+    )
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged `parameters`"
+    names = set(re.findall(r"^(\w+)\s*=", params[0].source, flags=re.M))
+    missing = set(REQUIRED_PARAMETERS) - names
+    assert not missing, f"parameters cell lacks {sorted(missing)}"
+    assert re.search(r'^profile = "smoke"', params[0].source, flags=re.M), (
+        "the default profile must be smoke"
+    )
+    text = md.read_text()
+    colab = (
+        f"https://colab.research.google.com/github/samgap/samgap/blob/main/chapters/{md.stem}.ipynb"
+    )
+    assert colab in text, f"{md.name} lacks its Open in Colab link {colab}"
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert "google.colab" in first_code.source and "pip install" in first_code.source, (
+        "the first code cell must install samgap_lib when run in Colab"
+    )
+    assert "profile_banner(" in text, "each chapter states which profile produced its outputs"
+    assert "## Exercises" in text, "each chapter ends with exercises"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_executes_with_papermill(md):
+    import papermill as pm
+
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    out = EXECUTED / f"{md.stem}.ipynb"
+    pm.execute_notebook(
+        str(md.with_suffix(".ipynb")),
+        str(out),
+        parameters={"profile": "smoke", "seed": 0, "device": "cpu"},
+        cwd=str(md.parent),
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    nb = nbformat.read(out, as_version=4)
+    errors = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
+    assert not errors
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)

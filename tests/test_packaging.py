@@ -1,0 +1,88 @@
+"""The project's set-up stays true: pins in step, CLI entry point, README's two commands."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+import samgap_lib
+from samgap_lib.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pins(path):
+    out = {}
+    for line in (ROOT / path).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        m = re.match(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;]+)$", line)
+        if m:
+            out[m.group(1).lower().replace("_", "-")] = m.group(2)
+    return out
+
+
+def test_lock_agrees_with_direct_pins():
+    lock = _pins("requirements/lock.txt")
+    for req in ("requirements/base.txt", "requirements/torch.txt"):
+        for name, version in _pins(req).items():
+            assert lock.get(name) == version, (
+                f"{req} pins {name}=={version}, lock has {lock.get(name)}: run `make lock`"
+            )
+
+
+def test_installed_versions_match_the_lock():
+    from importlib.metadata import version
+
+    lock = _pins("requirements/lock.txt")
+    for name in ("torch", "transformers", "sam3", "pycocotools", "jupyter-book", "numpy"):
+        assert version(name) == lock[name], (
+            f"{name} {version(name)} installed, lock says {lock[name]}"
+        )
+
+
+def test_environment_yml_installs_the_same_pins():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert "python=3.11" in env["dependencies"]
+    pip = next(d for d in env["dependencies"] if isinstance(d, dict))["pip"]
+    assert "-r requirements/torch.txt" in pip and "-r requirements/lock.txt" in pip
+
+
+def test_readme_names_the_two_commands():
+    text = (ROOT / "README.md").read_text()
+    assert "make book" in text and "make test" in text
+    ci = (ROOT / ".ci/run").read_text()
+    assert "make test" in ci
+
+
+def test_version_cli(capsys):
+    try:
+        main(["--version"])
+    except SystemExit as e:
+        assert e.code == 0
+    assert samgap_lib.__version__ in capsys.readouterr().out
+    out = subprocess.run(
+        [Path(sys.executable).parent / "samgap", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.startswith("samgap ")
+
+
+def test_cli_synthetic_writes_all_forms(tmp_path, capsys):
+    from samgap_lib.data import load_minneapple
+    from samgap_lib.io import read_json
+
+    assert main(["data", "synthetic", "--out", str(tmp_path), "--n", "3", "--size", "64x80"]) == 0
+    ds = load_minneapple(tmp_path)
+    assert len(ds) == 3 and ds[0].image.shape == (64, 80, 3)
+    assert len(read_json(tmp_path / "coco.json")["images"]) == 3
+    saco = read_json(tmp_path / "saco.json")
+    assert len(saco["images"]) % 3 == 0 and "text_input" in saco["images"][0]
+
+
+def test_cli_minneapple_verify_reports_incomplete(tmp_path, capsys):
+    assert main(["data", "minneapple", "--root", str(tmp_path), "--verify-only"]) == 2
+    assert "incomplete" in capsys.readouterr().err

@@ -1,0 +1,55 @@
+"""Metrics: masks (IoU, Dice, boundary F), interactive (NoC/NoF, mIoU@k), temporal (J&F, decay,
+stability), concept (cgF1 family, recall, open-vocabulary F1, attributes, localization), panoptic quality and COCO
+AP through pycocotools. numpy in, floats out. `reference` holds slow reference implementations
+used only to check these."""
+
+from .coco import COCO_STAT_NAMES, coco_ap
+from .concept import (
+    CGF1_IOU_THRESHOLDS,
+    attribute_accuracy,
+    cgf1,
+    concept_recall,
+    localization_error,
+    mask_iou_matrix,
+    match_detections,
+    open_vocab_f1,
+)
+from .interactive import MIOU_CLICKS, noc, run_clicks
+from .masks import boundary_f1, boundary_tolerance, dice, iou, seg2bmap
+from .panoptic import panoptic_quality
+from .temporal import (
+    consecutive_iou,
+    davis_statistics,
+    decay,
+    per_frame_jf,
+    temporal_stability,
+    track_scores,
+)
+
+__all__ = [
+    "CGF1_IOU_THRESHOLDS",
+    "COCO_STAT_NAMES",
+    "MIOU_CLICKS",
+    "attribute_accuracy",
+    "boundary_f1",
+    "boundary_tolerance",
+    "cgf1",
+    "coco_ap",
+    "concept_recall",
+    "consecutive_iou",
+    "davis_statistics",
+    "decay",
+    "dice",
+    "iou",
+    "localization_error",
+    "mask_iou_matrix",
+    "match_detections",
+    "noc",
+    "open_vocab_f1",
+    "panoptic_quality",
+    "per_frame_jf",
+    "run_clicks",
+    "seg2bmap",
+    "temporal_stability",
+    "track_scores",
+]

@@ -1,0 +1,58 @@
+"""Prompts: geometric prompts from ground truth, the RITM click simulator, concept phrase sets."""
+
+from .clicker import Click, Clicker
+from .concepts import (
+    APPLE,
+    DAMAGED_APPLE,
+    HEALTHY_APPLE,
+    ORCHARD_ALL,
+    ORCHARD_ATTRIBUTE,
+    ORCHARD_NEGATIVE,
+    ORCHARD_POSITIVE,
+    PHRASE_SETS,
+    RIPE_APPLE,
+    TURNING_APPLE,
+    UNRIPE_APPLE,
+    concept_masks,
+    denotation_table,
+    denoted_instances,
+    phrase_set,
+)
+from .geometric import (
+    boxes_from_masks,
+    interior_points,
+    jitter_boxes,
+    mask_prompts,
+    most_interior_point,
+    padded_distance,
+    random_exterior_points,
+    random_interior_points,
+)
+
+__all__ = [
+    "APPLE",
+    "DAMAGED_APPLE",
+    "HEALTHY_APPLE",
+    "ORCHARD_ALL",
+    "ORCHARD_ATTRIBUTE",
+    "ORCHARD_NEGATIVE",
+    "ORCHARD_POSITIVE",
+    "PHRASE_SETS",
+    "RIPE_APPLE",
+    "TURNING_APPLE",
+    "UNRIPE_APPLE",
+    "Click",
+    "Clicker",
+    "boxes_from_masks",
+    "concept_masks",
+    "denotation_table",
+    "denoted_instances",
+    "interior_points",
+    "jitter_boxes",
+    "mask_prompts",
+    "most_interior_point",
+    "padded_distance",
+    "phrase_set",
+    "random_exterior_points",
+    "random_interior_points",
+]

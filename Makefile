@@ -9,12 +9,16 @@ STAMP := $(VENV)/.samgap-installed
 export PYTHONHASHSEED := 0
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
+# progress bars would fill the executed pages; the chapters also call setup_notebook()
+export TQDM_DISABLE := 1
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
 
-.PHONY: help setup chromium data book test lint lock vendor clean
+.PHONY: help setup chromium data book test lint lock vendor clean paper
 
 help:
 	@echo "make book   set up .venv, build the executed HTML book into _build/html"
 	@echo "make test   set up .venv, run ruff, pytest (unit, integration, notebooks, browser) and the book build"
+	@echo "make paper DATA_ROOT=/path/to/minneapple [DEVICE=cuda]   rerun every chapter with the paper profile"
 
 # Install the pins once; rerun only when a requirements file or pyproject.toml changes.
 $(STAMP): requirements/lock.txt pyproject.toml
@@ -60,6 +64,13 @@ test: setup chromium
 	OMP_NUM_THREADS=1 $(BIN)/pytest -p no:cacheprovider --nbval-lax --nbval-current-env _build/executed/*.ipynb
 	$(MAKE) book
 	$(BIN)/pytest -m browser
+
+# The paper profile: GPU, released checkpoints, MinneApple. Executed notebooks and results go to
+# results/paper/, which the smoke book shows as its live appendix.
+DEVICE ?= auto
+paper: $(STAMP)
+	@test -n "$(DATA_ROOT)" || { echo "usage: make paper DATA_ROOT=/path/to/minneapple [DEVICE=cuda]"; exit 2; }
+	$(BIN)/python -m samgap_lib.paper --data-root "$(DATA_ROOT)" --device "$(DEVICE)"
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -i -E '^(sam2|samgap)[= ]' \

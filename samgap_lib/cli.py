@@ -1,10 +1,11 @@
-"""The `samgap` command: data, bench (and, as the library grows, run, compare, train).
+"""The `samgap` command: data, run, bench, train.
 
 Examples
 --------
     samgap --version
     samgap data synthetic --out data/generated/orchard --n 64 --seed 0
     samgap data minneapple --root data/minneapple
+    samgap run compare --profile smoke --set data.n_images=8
     samgap bench metrics
 """
 
@@ -70,6 +71,28 @@ def _cmd_data_minneapple(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import json
+
+    from .experiments import (
+        ConfigError,
+        ConfigMismatchError,
+        load_config,
+        results_dir,
+        run_experiment,
+    )
+
+    try:
+        cfg = load_config(args.config, profile=args.profile, overrides=args.set)
+        summary = run_experiment(args.experiment, cfg, name=args.name, restart=args.restart)
+    except (ConfigError, ConfigMismatchError, FileNotFoundError) as e:
+        print(f"samgap run: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2, default=str))
+    print(f"results: {results_dir(cfg, args.name or args.experiment)}", file=sys.stderr)
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     script = REPO_ROOT / "benchmarks" / f"bench_{args.what}.py"
     if not script.is_file():
@@ -105,6 +128,27 @@ def build_parser() -> argparse.ArgumentParser:
     mn.add_argument("--verify-only", action="store_true", help="only check an existing copy")
     mn.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for the server")
     mn.set_defaults(func=_cmd_data_minneapple)
+
+    from .experiments.config import EXPERIMENTS
+
+    run = sub.add_parser("run", help="run an experiment; results go to results/<profile>/<name>/")
+    run.add_argument("experiment", choices=EXPERIMENTS)
+    run.add_argument("--config", help="YAML configuration (see samgap_lib/experiments/config.py)")
+    run.add_argument("--profile", choices=("smoke", "paper"), help="overrides the file's profile")
+    run.add_argument("--name", help="results folder name (default: the experiment)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. --set clicks.max_clicks=5",
+    )
+    run.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard this run's earlier results instead of resuming",
+    )
+    run.set_defaults(func=_cmd_run)
 
     bench = sub.add_parser("bench", help="run a benchmark from benchmarks/")
     bench.add_argument("what", choices=BENCHMARKS)

@@ -80,6 +80,15 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """Render a matplotlib Figure to PNG bytes (for ipywidgets.Image)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
 def draw_boxes(
     ax, boxes: np.ndarray, color="yellow", lw: float = 1.5, labels: Sequence[str] | None = None
 ) -> None:

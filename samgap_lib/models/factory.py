@@ -1,0 +1,229 @@
+"""`load_sam2` and `load_sam3`: a source and a backend in, a role object out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .loading import (
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    load_hf_pretrained,
+    resolve_source,
+)
+
+__all__ = ["BACKENDS", "load_sam2", "load_sam3"]
+
+BACKENDS = ("transformers", "meta")
+SAM2_ROLES = ("prompt", "video")
+SAM3_ROLES = ("concept", "tracker", "video")
+
+
+def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
+    if value not in choices:
+        raise ValueError(f"{what}={value!r}; choose one of {choices}.")
+
+
+def _hf_processor(cls: Any, folder: Path) -> Any:
+    try:
+        return cls.from_pretrained(folder)
+    except (OSError, ValueError, TypeError) as exc:
+        raise CheckpointNotFoundError(
+            f"{folder}: could not load the {cls.__name__} saved with the model ({exc}). A checkpoint "
+            "folder needs its processor files (preprocessor_config.json, tokenizer files for "
+            "SAM3); save them with processor.save_pretrained(folder) or download the full repo."
+        ) from exc
+
+
+def _hf_folder(source: str | os.PathLike, revision: str | None, token: str | bool | None) -> Path:
+    resolved = resolve_source(source, revision=revision, token=token)
+    path = resolved.path
+    if path.is_file():
+        if (path.parent / "config.json").is_file() and path.suffix in (".safetensors", ".bin"):
+            return path.parent
+        raise CheckpointMismatchError(
+            f"{path} is a single checkpoint file; the transformers backend loads a folder with "
+            "config.json and *.safetensors. For Meta .pt checkpoints use backend='meta'."
+        )
+    return path
+
+
+def load_sam2(
+    source: str | os.PathLike = "facebook/sam2.1-hiera-large",
+    backend: str = "transformers",
+    device: str | torch.device = "auto",
+    role: str = "prompt",
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    strict: bool = True,
+    use_autocast: bool = True,
+    config: str | None = None,
+) -> Any:
+    """Load SAM2 for geometric prompts (``role="prompt"``) or video (``role="video"``).
+
+    Parameters
+    ----------
+    source
+        Hub id (``facebook/sam2.1-hiera-{tiny,small,base-plus,large}``), a local folder
+        (transformers ``save_pretrained`` output; for Meta a folder with one ``.pt``) or a Meta
+        ``.pt`` checkpoint file.
+    backend
+        ``"transformers"`` (default) or ``"meta"`` (the ``sam2`` package).
+    device
+        ``"auto"`` (cuda, then mps, then cpu) or a torch device.
+    role
+        ``"prompt"`` -> `PromptSegmenter`; ``"video"`` -> a video propagator.
+    revision, token
+        Passed to the hub download.
+    strict
+        Refuse checkpoints that leave model weights uninitialised.
+    use_autocast
+        bfloat16 autocast on CUDA.
+    config
+        Meta only: hydra config name (e.g. ``configs/sam2.1/sam2.1_hiera_l.yaml``) when it cannot
+        be inferred from the hub id, file name or a samgap ``.json`` beside the checkpoint.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, gated, offline or mismatched checkpoints, with what to do.
+    """
+    _check_choice(backend, BACKENDS, "backend")
+    _check_choice(role, SAM2_ROLES, "role")
+    if backend == "meta":
+        from . import meta_sam2
+
+        if role == "video":
+            from .video import MetaSam2VideoPropagator
+
+            model = meta_sam2.load_meta_sam2(
+                source, device, config=config, revision=revision, token=token, video=True
+            )
+            return MetaSam2VideoPropagator(model)
+        model = meta_sam2.load_meta_sam2(
+            source, device, config=config, revision=revision, token=token
+        )
+        return meta_sam2.MetaSam2PromptSegmenter(model, use_autocast=use_autocast)
+
+    import transformers as tf
+
+    folder = _hf_folder(source, revision, token)
+    if role == "video":
+        from .video import HFSam2VideoPropagator
+
+        model = load_hf_pretrained(
+            tf.Sam2VideoModel,
+            folder,
+            ("sam2_video",),
+            strict=strict,
+            what="load_sam2(role='video')",
+        )
+        processor = _hf_processor(tf.Sam2VideoProcessor, folder)
+        return HFSam2VideoPropagator(model, processor, device=device, use_autocast=use_autocast)
+    from .hf_sam2 import HFPromptSegmenter
+
+    model = load_hf_pretrained(
+        tf.Sam2Model, folder, ("sam2", "sam2_video"), strict=strict, what="load_sam2"
+    )
+    processor = _hf_processor(tf.Sam2Processor, folder)
+    return HFPromptSegmenter(
+        model, processor, device=device, use_autocast=use_autocast, name="sam2"
+    )
+
+
+def load_sam3(
+    source: str | os.PathLike = "facebook/sam3",
+    backend: str = "transformers",
+    device: str | torch.device = "auto",
+    role: str = "concept",
+    *,
+    threshold: float = 0.5,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    strict: bool = True,
+    use_autocast: bool = True,
+    bpe_path: str | os.PathLike | None = None,
+) -> Any:
+    """Load SAM3 as a `ConceptSegmenter` (``role="concept"``), a `PromptSegmenter` on its
+    tracker (``role="tracker"``) or a phrase-driven video propagator (``role="video"``).
+
+    Parameters
+    ----------
+    source
+        ``"facebook/sam3"`` (gated: request access on its hub page, then ``hf auth login``),
+        a local folder or (Meta) a ``.pt`` checkpoint.
+    backend
+        ``"transformers"`` (default) or ``"meta"`` (the ``sam3`` package, run on CPU through
+        `samgap_lib.models.meta_sam3_cpu`).
+    role
+        ``"concept"``, ``"tracker"`` or ``"video"``.
+    threshold
+        Concept role: keep instances with ``sigmoid(logit) x presence`` above it.
+    bpe_path
+        Meta only: CLIP BPE vocabulary (default: the copy shipped by ``open_clip``).
+
+    Raises
+    ------
+    CheckpointError
+        Missing, gated, offline or mismatched checkpoints.
+    NotImplementedError
+        Meta's video model (CUDA-bound) and Meta's tracker below resolution 1008.
+    """
+    _check_choice(backend, BACKENDS, "backend")
+    _check_choice(role, SAM3_ROLES, "role")
+    if backend == "meta":
+        from . import meta_sam3
+
+        if role == "video":
+            raise NotImplementedError(meta_sam3.META_SAM3_VIDEO_UNSUPPORTED)
+        model, info = meta_sam3.load_meta_sam3(
+            source, device, bpe_path=bpe_path, revision=revision, token=token
+        )
+        if role == "tracker":
+            return meta_sam3.MetaSam3TrackerSegmenter(model, info)
+        return meta_sam3.MetaSam3ConceptSegmenter(model, threshold=threshold, info=info)
+
+    import transformers as tf
+
+    folder = _hf_folder(source, revision, token)
+    if role == "concept":
+        from .hf_sam3 import HFConceptSegmenter
+
+        model = load_hf_pretrained(
+            tf.Sam3Model,
+            folder,
+            ("sam3", "sam3_video"),
+            strict=strict,
+            what="load_sam3(role='concept')",
+        )
+        processor = _hf_processor(tf.Sam3Processor, folder)
+        return HFConceptSegmenter(
+            model, processor, device=device, threshold=threshold, use_autocast=use_autocast
+        )
+    if role == "tracker":
+        from .hf_sam2 import HFPromptSegmenter
+
+        model = load_hf_pretrained(
+            tf.Sam3TrackerModel,
+            folder,
+            ("sam3_tracker", "sam3_tracker_video", "sam3_video"),
+            strict=strict,
+            what="load_sam3(role='tracker')",
+        )
+        processor = _hf_processor(tf.Sam3TrackerProcessor, folder)
+        return HFPromptSegmenter(
+            model, processor, device=device, use_autocast=use_autocast, name="sam3-tracker"
+        )
+    from .video import HFSam3VideoPropagator
+
+    model = load_hf_pretrained(
+        tf.Sam3VideoModel, folder, ("sam3_video",), strict=strict, what="load_sam3(role='video')"
+    )
+    processor = _hf_processor(tf.Sam3VideoProcessor, folder)
+    return HFSam3VideoPropagator(
+        model, processor, device=device, threshold=threshold, use_autocast=use_autocast
+    )

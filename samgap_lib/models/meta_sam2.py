@@ -1,0 +1,308 @@
+"""`PromptSegmenter` on Meta's ``sam2`` package (``SAM2ImagePredictor``), plus loading.
+
+Meta's predictor already decodes several objects in one call (``B x 4`` boxes, ``B x P x 2``
+points); this wrapper feeds it all objects at once, keeps numpy in/out and the samgap result
+types. Checkpoints are Meta ``.pt`` files (``{"model": state_dict}``) built from a hydra config;
+a ``<name>.samgap.json`` beside a file records the config and overrides (tiny checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from samgap_lib.data.types import check_image
+
+from .base import CheckedPrompts, PromptResult, check_prompts
+from .loading import (
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    autocast,
+    autocast_dtype,
+    is_hub_id,
+    resolve_device,
+    resolve_source,
+)
+
+__all__ = [
+    "MetaSam2PromptSegmenter",
+    "load_meta_sam2",
+    "tiny_meta_sam2_overrides",
+    "write_tiny_meta_sam2",
+]
+
+# file-name stems of Meta's released checkpoints -> hydra config
+_CONFIG_BY_STEM = {
+    "sam2.1_hiera_tiny": "configs/sam2.1/sam2.1_hiera_t.yaml",
+    "sam2.1_hiera_small": "configs/sam2.1/sam2.1_hiera_s.yaml",
+    "sam2.1_hiera_base_plus": "configs/sam2.1/sam2.1_hiera_b+.yaml",
+    "sam2.1_hiera_large": "configs/sam2.1/sam2.1_hiera_l.yaml",
+    "sam2_hiera_tiny": "configs/sam2/sam2_hiera_t.yaml",
+    "sam2_hiera_small": "configs/sam2/sam2_hiera_s.yaml",
+    "sam2_hiera_base_plus": "configs/sam2/sam2_hiera_b+.yaml",
+    "sam2_hiera_large": "configs/sam2/sam2_hiera_l.yaml",
+}
+SIDE_CAR = ".samgap.json"
+
+
+def tiny_meta_sam2_overrides(size: int = 128, hidden: int = 32) -> list[str]:
+    """Hydra overrides that shrink ``sam2.1_hiera_t.yaml`` to a ~0.9M-parameter model."""
+    feat = size // 16
+    mem = "++model.memory_attention"
+    return [
+        f"++model.image_size={size}",
+        "++model.image_encoder.trunk.embed_dim=16",
+        "++model.image_encoder.trunk.num_heads=1",
+        "++model.image_encoder.trunk.stages=[1,1,2,1]",
+        "++model.image_encoder.trunk.global_att_blocks=[3]",
+        "++model.image_encoder.trunk.window_pos_embed_bkg_spatial_size=[2,2]",
+        "++model.image_encoder.trunk.window_spec=[4,4,4,4]",
+        f"++model.image_encoder.neck.d_model={hidden}",
+        "++model.image_encoder.neck.backbone_channel_list=[128,64,32,16]",
+        f"++model.image_encoder.neck.position_encoding.num_pos_feats={hidden}",
+        f"{mem}.d_model={hidden}",
+        f"{mem}.num_layers=1",
+        f"{mem}.layer.d_model={hidden}",
+        f"{mem}.layer.dim_feedforward={2 * hidden}",
+        f"{mem}.layer.self_attention.embedding_dim={hidden}",
+        f"{mem}.layer.cross_attention.embedding_dim={hidden}",
+        f"{mem}.layer.self_attention.feat_sizes=[{feat},{feat}]",
+        f"{mem}.layer.cross_attention.feat_sizes=[{feat},{feat}]",
+        f"++model.memory_encoder.mask_downsampler.embed_dim={hidden}",
+        f"++model.memory_encoder.fuser.layer.dim={hidden}",
+        "++model.memory_encoder.fuser.num_layers=1",
+        f"++model.memory_encoder.in_dim={hidden}",
+        f"++model.memory_encoder.out_dim={hidden}",
+        f"++model.memory_encoder.position_encoding.num_pos_feats={hidden}",
+        f"{mem}.layer.cross_attention.kv_in_dim={hidden}",
+        "++model.num_maskmem=3",
+    ]
+
+
+def reduced_resolution_overrides(size: int) -> list[str]:
+    """Run a released config at ``size`` px (REFERENCE "fast test variant"), e.g. 256."""
+    feat = size // 16
+    mem = "++model.memory_attention.layer"
+    return [
+        f"++model.image_size={size}",
+        f"{mem}.self_attention.feat_sizes=[{feat},{feat}]",
+        f"{mem}.cross_attention.feat_sizes=[{feat},{feat}]",
+    ]
+
+
+def build_meta_sam2(
+    config: str,
+    ckpt_path: str | os.PathLike | None,
+    device: str | torch.device = "cpu",
+    overrides: Sequence[str] = (),
+    video: bool = False,
+) -> Any:
+    """Meta ``build_sam2`` (or the video predictor) with checkpoint errors made clear."""
+    from sam2.build_sam import build_sam2, build_sam2_video_predictor
+
+    builder = build_sam2_video_predictor if video else build_sam2
+    try:
+        return builder(
+            config,
+            None if ckpt_path is None else os.fspath(ckpt_path),
+            device=str(device),
+            hydra_overrides_extra=list(overrides),
+        )
+    except RuntimeError as exc:
+        raise CheckpointMismatchError(
+            f"{ckpt_path}: the weights do not fit config {config} with overrides {list(overrides)} "
+            f"({str(exc)[:300]}). Pass the config the checkpoint was trained with (config=...)."
+        ) from exc
+    except KeyError as exc:
+        raise CheckpointMismatchError(
+            f"{ckpt_path} is not a Meta SAM2 checkpoint (no 'model' entry: {exc}); for transformers "
+            "folders use backend='transformers'."
+        ) from exc
+
+
+def write_tiny_meta_sam2(folder: str | os.PathLike, seed: int = 0, size: int = 128) -> Path:
+    """Write a tiny random Meta SAM2 (``sam2_tiny.pt`` + ``sam2_tiny.samgap.json``); returns the .pt."""
+    from .tiny import reinit_pytorch_default
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = "configs/sam2.1/sam2.1_hiera_t.yaml"
+    overrides = tiny_meta_sam2_overrides(size)
+    torch.manual_seed(seed)
+    model = build_meta_sam2(config, None, "cpu", overrides)
+    reinit_pytorch_default(model)
+    ckpt = folder / "sam2_tiny.pt"
+    torch.save({"model": model.state_dict()}, ckpt)
+    meta = {"config": config, "overrides": overrides, "image_size": size, "seed": seed}
+    (folder / ("sam2_tiny" + SIDE_CAR)).write_text(json.dumps(meta, indent=1))
+    return ckpt
+
+
+def _find_pt(folder: Path) -> Path:
+    pts = sorted(folder.glob("*.pt"))
+    if len(pts) != 1:
+        raise CheckpointNotFoundError(
+            f"{folder}: expected exactly one Meta .pt checkpoint, found {[p.name for p in pts]}. Set "
+            "the path to the .pt file itself."
+        )
+    return pts[0]
+
+
+def load_meta_sam2(
+    source: str | os.PathLike,
+    device: str | torch.device = "auto",
+    *,
+    config: str | None = None,
+    overrides: Sequence[str] = (),
+    revision: str | None = None,
+    token: str | bool | None = None,
+    video: bool = False,
+) -> Any:
+    """Build Meta's SAM2 (``SAM2Base``, or ``SAM2VideoPredictor`` with ``video``) from a source.
+
+    The hydra config comes from ``config=``, a ``.samgap.json`` beside the checkpoint, the hub
+    id or the file name of a released checkpoint, in that order.
+    """
+    dev = resolve_device(device)
+    extra = list(overrides)
+    if is_hub_id(source):
+        from sam2.build_sam import HF_MODEL_ID_TO_FILENAMES
+
+        repo = os.fspath(source)
+        if repo not in HF_MODEL_ID_TO_FILENAMES:
+            raise CheckpointNotFoundError(
+                f"{repo} is not a Meta SAM2 checkpoint on the hub; choose one of "
+                f"{sorted(HF_MODEL_ID_TO_FILENAMES)} or set the path to a .pt file."
+            )
+        default_cfg, filename = HF_MODEL_ID_TO_FILENAMES[repo]
+        ckpt = resolve_source(repo, filename=filename, revision=revision, token=token).path
+        config = config or default_cfg
+    else:
+        path = resolve_source(source, what="Meta SAM2 checkpoint").path
+        ckpt = _find_pt(path) if path.is_dir() else path
+        side = ckpt.with_name(ckpt.stem + SIDE_CAR)
+        if side.is_file():
+            meta = json.loads(side.read_text())
+            config = config or meta["config"]
+            extra = list(meta.get("overrides", [])) + extra
+        config = config or _CONFIG_BY_STEM.get(ckpt.stem)
+        if config is None:
+            raise CheckpointMismatchError(
+                f"cannot tell which SAM2 config {ckpt.name} was trained with; pass config= (e.g. "
+                "'configs/sam2.1/sam2.1_hiera_l.yaml') or keep Meta's file name."
+            )
+    return build_meta_sam2(config, ckpt, dev, extra, video=video)
+
+
+def _feat_sizes(image_size: int) -> list[tuple[int, int]]:
+    return [(image_size // 4,) * 2, (image_size // 8,) * 2, (image_size // 16,) * 2]
+
+
+class MetaSam2PromptSegmenter:
+    """Geometric prompts on Meta's ``SAM2ImagePredictor``.
+
+    Parameters
+    ----------
+    model
+        ``SAM2Base`` from `load_meta_sam2` (any image size; the predictor's feature sizes are
+        set from ``model.image_size``).
+    use_autocast
+        bfloat16 autocast on CUDA.
+    """
+
+    backend = "meta"
+
+    def __init__(self, model: Any, use_autocast: bool = True, mask_threshold: float = 0.0) -> None:
+        from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+        self.model = model.eval()
+        self.predictor = SAM2ImagePredictor(model, mask_threshold=mask_threshold)
+        self.predictor._bb_feat_sizes = _feat_sizes(int(model.image_size))
+        self.device = self.predictor.device
+        self.amp_dtype = autocast_dtype(self.device, use_autocast)
+        self.input_size = int(model.image_size)
+        self.name = "sam2"
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Encode ``image`` (``(H, W, 3)`` uint8 RGB) once."""
+        image = check_image(image)
+        with torch.inference_mode(), autocast(self.device, self.amp_dtype):
+            self.predictor.set_image(image)
+
+    def _decode(self, prompts: CheckedPrompts, multimask: bool, img_idx: int = -1) -> PromptResult:
+        pred = self.predictor
+        pts = None if prompts.points is None else prompts.points
+        mask_in = None if prompts.mask_input is None else prompts.mask_input
+        mask_t, coords, labels, box = pred._prep_prompts(
+            pts, prompts.labels, prompts.boxes, mask_in, True, img_idx=img_idx
+        )
+        if coords is None and box is None and prompts.n > 1:
+            # mask-only prompts: Meta's decoder repeats the image only for sparse prompts
+            parts = [
+                self._decode(
+                    CheckedPrompts(1, None, None, None, prompts.mask_input[i : i + 1]),
+                    multimask,
+                    img_idx,
+                )
+                for i in range(prompts.n)
+            ]
+            return PromptResult(
+                masks=np.concatenate([p.masks for p in parts]),
+                scores=np.concatenate([p.scores for p in parts]),
+                low_res_logits=np.concatenate([p.low_res_logits for p in parts]),
+                object_scores=np.concatenate([p.object_scores for p in parts]),
+            )
+        with torch.inference_mode(), autocast(self.device, self.amp_dtype):
+            masks, scores, low = pred._predict(
+                coords, labels, box, mask_t, multimask_output=multimask, img_idx=img_idx
+            )
+        masks_np = masks.cpu().numpy()
+        scores_np = scores.float().cpu().numpy()
+        low_np = low.float().cpu().numpy()
+        if not multimask:
+            masks_np, scores_np, low_np = masks_np[:, 0], scores_np[:, 0], low_np[:, 0]
+        nan = np.full(prompts.n, np.nan, np.float32)
+        return PromptResult(
+            masks=masks_np, scores=scores_np, low_res_logits=low_np, object_scores=nan
+        )
+
+    def predict(
+        self,
+        points: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        boxes: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask: bool = True,
+    ) -> PromptResult:
+        """Same contract as `HFPromptSegmenter.predict` (all objects in one decoder call)."""
+        if not self.predictor._is_image_set or self.predictor._is_batch:
+            raise RuntimeError("no image set: call set_image(image) first.")
+        return self._decode(check_prompts(points, point_labels, boxes, mask_input), multimask)
+
+    def predict_batch(
+        self,
+        images: Sequence[np.ndarray],
+        prompts: Sequence[Mapping[str, Any]],
+        multimask: bool = True,
+    ) -> list[PromptResult]:
+        """Encode the images as one batch (``set_image_batch``), then decode each image's prompts."""
+        if len(images) != len(prompts):
+            raise ValueError(f"{len(images)} images but {len(prompts)} prompt sets.")
+        if not images:
+            return []
+        checked = [check_image(im, what=f"image {i}") for i, im in enumerate(images)]
+        with torch.inference_mode(), autocast(self.device, self.amp_dtype):
+            self.predictor.set_image_batch(checked)
+        try:
+            return [
+                self._decode(check_prompts(**pr), multimask, img_idx=i)
+                for i, pr in enumerate(prompts)
+            ]
+        finally:
+            self.predictor.reset_predictor()

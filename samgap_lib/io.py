@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "write_json", "read_json"]
+__all__ = ["atomic_write", "cache_root", "write_json", "read_json"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
@@ -63,3 +63,17 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where samgap caches what it builds (trained tiny models, tiny checkpoints):
+    ``cache_dir``, else ``$SAMGAP_CACHE``, else ``<repo>/.cache`` in a source checkout, else
+    ``~/.cache/samgap``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if os.environ.get("SAMGAP_CACHE"):
+        return Path(os.environ["SAMGAP_CACHE"])
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").is_file():
+        return repo / ".cache"
+    return Path.home() / ".cache" / "samgap"

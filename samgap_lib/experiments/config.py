@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from ..io import cache_root
+
 __all__ = [
     "PROFILE_DEFAULTS",
     "load_config",
@@ -168,7 +170,7 @@ def resolve_checkpoint(source: str, which: str) -> str:
     if source == "tiny-random":
         from ..models.tiny import write_tiny_checkpoints
 
-        root = Path(os.environ.get("SAMGAP_CACHE", Path.cwd() / ".cache")) / "tiny-random"
+        root = cache_root() / "tiny-random"
         if not (root / folders[which] / "config.json").exists():
             write_tiny_checkpoints(root, seed=0)
         return str(root / folders[which])

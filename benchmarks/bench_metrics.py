@@ -37,8 +37,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from samgap_lib.data.coco import mask_to_rle  # noqa: E402
 from samgap_lib.metrics import boundary_f1, cgf1, noc, run_clicks  # noqa: E402
-from samgap_lib.metrics._rle import mask_to_rle  # noqa: E402
 from samgap_lib.metrics.reference import (  # noqa: E402
     davis_f_measure,
     load_sam3_cgf1_module,

@@ -24,7 +24,9 @@ from .types import Concept, Instance, Sample, as_concepts
 
 __all__ = [
     "mask_to_rle",
+    "masks_to_rles",
     "rle_to_mask",
+    "segmentation_to_rle",
     "to_coco",
     "from_coco",
     "to_saco",
@@ -53,6 +55,35 @@ def rle_to_mask(rle: Mapping[str, Any]) -> np.ndarray:
     elif isinstance(rle.get("counts"), str):
         rle["counts"] = rle["counts"].encode("ascii")
     return mask_utils.decode(rle).astype(bool)
+
+
+def masks_to_rles(masks: np.ndarray) -> list[dict]:
+    """Compressed, JSON-ready RLEs of an ``(N, H, W)`` mask stack (one ``encode`` call)."""
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"expected an (N, H, W) mask stack, got shape {masks.shape}.")
+    if len(masks) == 0:
+        return []
+    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    for rle in rles:
+        rle["counts"] = rle["counts"].decode("ascii")
+    return rles
+
+
+def segmentation_to_rle(segm: Any, height: int, width: int) -> dict:
+    """Compressed RLE of a COCO ``segmentation`` field, exactly as ``pycocotools.COCO.annToRLE``:
+    polygons (list of lists) are rasterised and merged, uncompressed RLE (``counts`` a list) is
+    compressed, a compressed RLE is returned unchanged."""
+    if isinstance(segm, list):
+        return mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
+    if isinstance(segm, dict) and isinstance(segm.get("counts"), list):
+        return mask_utils.frPyObjects(segm, height, width)
+    if isinstance(segm, dict) and "counts" in segm and "size" in segm:
+        return segm
+    raise ValueError(
+        f"unsupported segmentation of type {type(segm).__name__}: expected a COCO polygon list "
+        "or an RLE dict with 'size' and 'counts'."
+    )
 
 
 def _bbox(rle: dict) -> list[float]:
@@ -150,12 +181,7 @@ def from_coco(
         img = images(entry) if callable(images) else images[key]
         instances = []
         for a in by_image[entry["id"]]:
-            seg = a["segmentation"]
-            if isinstance(seg, list):  # polygons
-                rles = mask_utils.frPyObjects(seg, entry["height"], entry["width"])
-                m = mask_utils.decode(mask_utils.merge(rles)).astype(bool)
-            else:
-                m = rle_to_mask(seg)
+            m = rle_to_mask(segmentation_to_rle(a["segmentation"], entry["height"], entry["width"]))
             instances.append(
                 Instance(
                     mask=m,

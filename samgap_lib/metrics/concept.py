@@ -27,7 +27,7 @@ from scipy.optimize import linear_sum_assignment
 from samgap_lib.data.types import Concept, Sample, as_concepts
 from samgap_lib.prompts.concepts import denoted_instances
 
-from ._rle import masks_to_rles, segmentation_to_rle
+from ..data.coco import masks_to_rles, segmentation_to_rle
 from .masks import as_mask_stack
 
 __all__ = [

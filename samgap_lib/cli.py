@@ -105,6 +105,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return int(module["main"](args.rest) or 0)
 
 
+def _add_train_parser(sub) -> None:
+    def run(args: argparse.Namespace) -> int:
+        from .training.cli import run_train
+
+        return run_train(args)
+
+    from .training.cli import add_train_arguments
+
+    tr = sub.add_parser("train", help="fine-tune SAM2 / SAM3, or build the orchard-tiny models")
+    add_train_arguments(tr)
+    tr.set_defaults(func=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="samgap", description="Measure and teach the SAM2-to-SAM3 gap."
@@ -154,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=BENCHMARKS)
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
     bench.set_defaults(func=_cmd_bench)
+    _add_train_parser(sub)
     return p
 
 

@@ -141,11 +141,12 @@ def test_page_renders_offline(browser, server, page_path):
 
         # Widgets: pages that carry widget state must show rendered views
         if page.locator('script[type="application/vnd.jupyter.widget-state+json"]').count():
-            page.wait_for_selector(
-                ".jupyter-widgets, .widget-container, .lm-Widget", timeout=20_000
+            page.wait_for_function(
+                "document.querySelectorAll('.jupyter-widgets, .lm-Widget').length > 0",
+                timeout=20_000,
             )
-            assert page.locator(".jupyter-widgets, .lm-Widget").count() > 0, (
-                f"{page_path}: widget state but no rendered widget"
+            assert page.locator(".jupyter-widgets:visible, .lm-Widget:visible").count() > 0, (
+                f"{page_path}: widget state but no visible rendered widget"
             )
             # image widgets must show their picture, not an empty frame
             for img in page.locator(".jupyter-widgets img, .widget-image").all():

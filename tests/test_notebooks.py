@@ -80,7 +80,9 @@ def test_chapter_structure(md):
     )
     assert "profile_banner(" in text, "each chapter states which profile produced its outputs"
     assert "## Exercises" in text, "each chapter ends with exercises"
-    solutions = [c for c in nb.cells if "hide-cell" in c.metadata.get("tags", []) and "Solution" in c.source]
+    solutions = [
+        c for c in nb.cells if "hide-cell" in c.metadata.get("tags", []) and "Solution" in c.source
+    ]
     assert solutions, "exercises need solutions in cells tagged hide-cell (opened on demand)"
     assert colab in (ROOT / "README.md").read_text(), f"README.md lacks the Colab link of {md.name}"
 

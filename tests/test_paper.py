@@ -27,12 +27,21 @@ def test_paper_profile_end_to_end(tmp_path):
         root,
         device="cpu",
         results_root=results,
-        chapters=["01", "03"],
+        chapters=["01", "02", "03", "05"],
         sam2_checkpoint=str(ckpt / "hf-sam2"),
         sam3_checkpoint=str(ckpt / "hf-sam3"),
-        extra={"n_images": 2, "max_clicks": 2},
+        extra={
+            "n_images": 2,
+            "max_clicks": 2,
+            "sam3_tracker_checkpoint": str(ckpt / "hf-sam3-tracker"),
+        },
     )
-    assert [p.name for p in out] == ["01_conceptual_break.ipynb", "03_data.ipynb"]
+    assert [p.name for p in out] == [
+        "01_conceptual_break.ipynb",
+        "02_architecture.ipynb",
+        "03_data.ipynb",
+        "05_evaluation.ipynb",
+    ]
     for p in out:
         nb = nbformat.read(p, as_version=4)
         injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))

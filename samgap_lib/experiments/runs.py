@@ -13,6 +13,7 @@ computed from all records by the metrics library.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,7 +37,10 @@ __all__ = [
 
 
 def _progress(items, desc: str):
-    return tqdm(items, desc=desc, leave=False, mininterval=1.0)
+    # TQDM_DISABLE is honoured explicitly: tqdm.auto's notebook bar ignores it, and a finished,
+    # hidden bar would otherwise stay in the executed page as an empty widget
+    quiet = os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
+    return tqdm(items, desc=desc, leave=False, mininterval=1.0, disable=quiet)
 
 
 # ----------------------------------------------------------------------------- clicks

@@ -130,9 +130,11 @@ def load_sam2(
         tf.Sam2Model, folder, ("sam2", "sam2_video"), strict=strict, what="load_sam2"
     )
     processor = _hf_processor(tf.Sam2Processor, folder)
-    return HFPromptSegmenter(
-        model, processor, device=device, use_autocast=use_autocast, name="sam2"
-    )
+    seg = HFPromptSegmenter(model, processor, device=device, use_autocast=use_autocast, name="sam2")
+    from .dense import DensePromptSegmenter, dense_spec
+
+    # a checkpoint trained with prompts drawn into the mask input must be prompted that way
+    return DensePromptSegmenter(seg) if dense_spec(model) else seg
 
 
 def load_sam3(

@@ -1,0 +1,249 @@
+"""Speed and memory of training steps by freezing option (the engine of benchmarks/bench_train.py).
+
+Each configuration runs in a fresh subprocess (spawn), so the CPU peak resident memory it reports
+is its own; on CUDA the peak allocated memory is reset per configuration.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from typing import Any
+
+__all__ = [
+    "OPTIONS",
+    "ARCHS",
+    "bench_config",
+    "run_one",
+    "run_isolated",
+    "hub_sam2_config",
+    "saved_tensor_bytes",
+]
+
+# Freezing / memory options: name -> config overrides.
+OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "sam2": {
+        "full": {},
+        "frozen image encoder": {"optim": {"freeze": ["image_encoder"]}},
+        "decoder only": {"optim": {"freeze": ["image_encoder", "prompt_encoder"]}},
+        "grad checkpointing": {"train": {"grad_checkpointing": True}},
+    },
+    "sam3": {
+        "full": {},
+        "frozen text": {"optim": {"freeze": ["text"]}},
+        "frozen vision": {"optim": {"freeze": ["vision"]}},
+        "vision half frozen": {"optim": {"freeze_vision_layers": 1}},
+        "grad checkpointing": {"train": {"grad_checkpointing": True}},
+        "boxes only (no masks)": {"loss": {"segmentation": False}},
+        "masks, <=4 matched": {"loss": {"max_matched_queries": 4}},
+    },
+}
+# Architectures: tiny ones run anywhere; the others are for a GPU (random init, no download).
+ARCHS = {
+    "sam2": {"orchard-m": 128, "hiera_t": 1024, "hiera_l": 1024},
+    "sam3": {"orchard-s": 224, "sam3": 1008},
+}
+
+
+def hub_sam2_config(name: str) -> Any:
+    """Random-init ``Sam2Config`` shaped like SAM 2.1 hiera_t / hiera_l at 1024 px."""
+    from transformers import Sam2Config
+    from transformers.models.sam2.configuration_sam2 import Sam2HieraDetConfig, Sam2VisionConfig
+
+    spec = {
+        "hiera_t": dict(dim=96, heads=1, blocks=[1, 2, 7, 2], glob=[5, 7, 9], win=[8, 4, 14, 7]),
+        "hiera_l": dict(
+            dim=144, heads=2, blocks=[2, 6, 36, 4], glob=[23, 33, 43], win=[8, 4, 16, 8]
+        ),
+    }[name]
+    dims = [spec["dim"] * 2**i for i in range(4)]
+    backbone = Sam2HieraDetConfig(
+        hidden_size=spec["dim"],
+        num_attention_heads=spec["heads"],
+        image_size=[1024, 1024],
+        blocks_per_stage=spec["blocks"],
+        embed_dim_per_stage=dims,
+        num_attention_heads_per_stage=[spec["heads"] * 2**i for i in range(4)],
+        window_size_per_stage=spec["win"],
+        global_attention_blocks=spec["glob"],
+        window_positional_embedding_background_size=[7, 7],
+    )
+    vision = Sam2VisionConfig(
+        backbone_config=backbone,
+        backbone_channel_list=dims[::-1],
+        backbone_feature_sizes=[[256, 256], [128, 128], [64, 64]],
+        fpn_hidden_size=256,
+    )
+    return Sam2Config(vision_config=vision)
+
+
+def bench_config(kind: str, arch: str, option: str, device: str, batch: int) -> dict[str, Any]:
+    """The training config of one benchmark cell."""
+    from .config import load_config, merge
+    from .recipes import ORCHARD_TINY
+
+    size = ARCHS[kind][arch]
+    over = merge(ORCHARD_TINY[kind], OPTIONS[kind][option])
+    over = merge(
+        over,
+        {
+            "init": {
+                "arch": arch
+                if arch.startswith("orchard")
+                else ("orchard-m" if kind == "sam2" else "orchard-s")
+            },
+            "data": {"image_size": size, "n_train": max(2 * batch, 8), "n_val": 0},
+            "train": {"batch_images": batch, "device": device, "progress": False},
+        },
+    )
+    return load_config(over, model=kind)
+
+
+def _model(kind: str, arch: str, cfg: dict[str, Any]) -> tuple[Any, Any]:
+    import transformers as tf
+
+    from .arch import build_model
+
+    if arch.startswith("orchard"):
+        return build_model(cfg)
+    if kind == "sam2":
+        size = 1024
+        ip = tf.Sam2ImageProcessor(
+            size={"height": size, "width": size}, mask_size={"height": 256, "width": 256}
+        )
+        return tf.Sam2Model(hub_sam2_config(arch)), tf.Sam2Processor(image_processor=ip)
+    from samgap_lib.models.tiny import byte_level_clip_tokenizer
+
+    config = tf.Sam3Config()
+    config.text_config.vocab_size = 514
+    ip = tf.Sam3ImageProcessor(
+        size={"height": 1008, "width": 1008}, mask_size={"height": 288, "width": 288}
+    )
+    return tf.Sam3Model(config), tf.Sam3Processor(
+        image_processor=ip, tokenizer=byte_level_clip_tokenizer()
+    )
+
+
+class saved_tensor_bytes:  # noqa: N801 - used as a context manager
+    """Count the bytes autograd saves for backward inside the block (activation memory).
+
+    Tensors are counted once per storage; parameters saved by reference count too (they are
+    few). Deterministic and device-independent, unlike a process's peak memory.
+    """
+
+    def __enter__(self) -> saved_tensor_bytes:
+        import torch
+
+        self.bytes = 0
+        self._seen: set[int] = set()
+
+        def pack(t: Any) -> Any:
+            try:
+                key = t.untyped_storage().data_ptr()
+            except RuntimeError:  # tensors without storage
+                return t
+            if key not in self._seen:
+                self._seen.add(key)
+                self.bytes += t.untyped_storage().nbytes()
+            return t
+
+        self._ctx = torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t)
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._ctx.__exit__(*exc)
+
+
+def run_one(
+    kind: str,
+    arch: str,
+    option: str,
+    device: str = "cpu",
+    steps: int = 5,
+    batch: int = 2,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Time ``steps`` optimizer steps (after one warm-up step) of one configuration."""
+    import numpy as np
+    import torch
+
+    from .arch import enable_grad_checkpointing
+    from .data import load_samples, make_pool, step_rng
+    from .logs import peak_memory_mb
+    from .optim import build_optimizer, freeze
+    from .trainer import _amp, make_task
+
+    torch.set_num_threads(threads)
+    cfg = bench_config(kind, arch, option, device, batch)
+    dev = torch.device(device)
+    model, processor = _model(kind, arch, cfg)
+    size = ARCHS[kind][arch]
+    pool = make_pool(load_samples(cfg, "train", cfg["data"]["n_train"]), size)
+    task = make_task(cfg, model, processor)
+    pool = task.filter_pool(pool)
+    freeze(
+        model, kind, list(cfg["optim"]["freeze"]), int(cfg["optim"].get("freeze_vision_layers", 0))
+    )
+    if cfg["train"]["grad_checkpointing"]:
+        enable_grad_checkpointing(model)
+    model.to(dev).train()
+    opt = build_optimizer(model, kind, cfg["optim"])
+    lm = task.loss_module(model)
+    amp = _amp(cfg["train"]["precision"], dev)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def step(s: int) -> None:
+        idx = np.arange(s * batch, (s + 1) * batch) % len(pool)
+        inputs = task.batch(pool, idx, step_rng(0, s), dev)
+        with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
+            loss, _ = lm(*inputs)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    idx0 = np.arange(batch) % len(pool)
+    with saved_tensor_bytes() as saved:
+        loss, _ = lm(*task.batch(pool, idx0, step_rng(0, 0), dev))
+    loss.backward()
+    opt.zero_grad(set_to_none=True)
+    step(0)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(dev)
+    t0 = time.perf_counter()
+    for s in range(1, steps + 1):
+        step(s)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    return {
+        "model": kind,
+        "arch": arch,
+        "option": option,
+        "device": device,
+        "batch_images": batch,
+        "trainable_params": int(trainable),
+        "activations_mb": saved.bytes / 2**20,
+        "optimizer_state_mb": trainable * 8 / 2**20,
+        "steps_per_s": steps / dt,
+        "peak_mem_mb": peak_memory_mb(dev),
+    }
+
+
+def _child(q: Any, args: tuple) -> None:
+    try:
+        q.put(run_one(*args))
+    except Exception as e:  # noqa: BLE001 - reported in the table
+        q.put({"error": f"{type(e).__name__}: {e}"})
+
+
+def run_isolated(*args: Any) -> dict[str, Any]:
+    """`run_one` in a fresh spawned process (its own peak memory)."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(q, args))
+    p.start()
+    out = q.get()
+    p.join()
+    return out

@@ -1,0 +1,268 @@
+"""Training configs: the packaged YAML defaults, user overrides, and strict validation.
+
+A user config is a partial YAML file merged over the packaged default of its model
+(``samgap_lib/configs/train_sam2.yml`` or ``train_sam3.yml``). Unknown keys, wrong types and
+impossible values raise `ConfigError` naming the key, before any data or model is touched.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "MODELS",
+    "default_config",
+    "load_config",
+    "merge",
+    "config_hash",
+    "init_configs",
+    "validate",
+]
+
+MODELS = ("sam2", "sam3")
+
+# Keys whose default is null, and the types they may hold otherwise.
+_NULLABLE: dict[str, tuple[type, ...]] = {
+    "init.checkpoint": (str,),
+    "data.root": (str,),
+    "train.num_threads": (int,),
+    "loss.max_matched_queries": (int,),
+}
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "model": MODELS,
+    "init.backend": ("transformers", "meta"),
+    "data.source": ("synthetic", "minneapple"),
+    "train.precision": ("auto", "bf16", "fp32"),
+    "train.progress": ("auto", True, False),
+}
+_UNION: dict[str, tuple[type, ...]] = {"train.progress": (str, bool)}
+_POSITIVE = (
+    "train.steps",
+    "train.batch_images",
+    "train.grad_accum",
+    "data.n_train",
+    "data.image_size",
+    "optim.lr",
+)
+
+
+class ConfigError(ValueError):
+    """A training config that cannot run: the message names the key and what to do."""
+
+
+def _config_path(model: str) -> Any:
+    return resources.files("samgap_lib") / "configs" / f"train_{model}.yml"
+
+
+def default_config(model: str) -> dict[str, Any]:
+    """The packaged default config of ``model`` (``"sam2"`` or ``"sam3"``) as a dict."""
+    if model not in MODELS:
+        raise ConfigError(f"model must be one of {MODELS}, got {model!r}.")
+    return yaml.safe_load(_config_path(model).read_text())
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge: ``override`` wins; nested dicts merge key by key."""
+    out = copy.deepcopy(dict(base))
+    for k, v in override.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _type_ok(value: Any, default: Any, key: str) -> bool:
+    if key in _UNION:
+        return isinstance(value, _UNION[key])
+    if default is None:
+        return value is None or isinstance(value, _NULLABLE.get(key, (object,)))
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, list):
+        if not isinstance(value, list):
+            return False
+        kinds = {type(x) for x in default}
+        if not kinds:
+            return True
+        if kinds <= {int, float}:
+            return all(isinstance(x, int | float) and not isinstance(x, bool) for x in value)
+        return all(isinstance(x, tuple(kinds)) for x in value) if kinds else True
+    return isinstance(value, type(default))
+
+
+def _type_name(default: Any, key: str) -> str:
+    if key in _UNION:
+        return " or ".join(t.__name__ for t in _UNION[key])
+    if default is None:
+        return " or ".join(t.__name__ for t in _NULLABLE.get(key, (object,))) + " or null"
+    if isinstance(default, list):
+        kinds = sorted({type(x).__name__ for x in default})
+        return f"list of {'/'.join(kinds)}" if kinds else "list"
+    return "number" if isinstance(default, float) else type(default).__name__
+
+
+def _check(value: Any, schema: Any, key: str, where: str) -> None:
+    if isinstance(schema, dict):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: '{key}' must be a mapping, got {value!r}.")
+        for k, v in value.items():
+            sub = f"{key}.{k}" if key else str(k)
+            if k not in schema:
+                close = difflib.get_close_matches(str(k), [str(s) for s in schema], n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                raise ConfigError(
+                    f"{where}: unknown key '{sub}'.{hint} Allowed here: {sorted(schema)}."
+                )
+            _check(v, schema[k], sub, where)
+        return
+    if not _type_ok(value, schema, key):
+        raise ConfigError(
+            f"{where}: '{key}' must be {_type_name(schema, key)}, got {value!r} "
+            f"({type(value).__name__})."
+        )
+
+
+def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
+    """Check a full config against the packaged schema of its model; return it as a dict."""
+    model = cfg.get("model")
+    if model not in MODELS:
+        raise ConfigError(f"{where}: 'model' must be one of {MODELS}, got {model!r}.")
+    schema = default_config(model)
+    _check(cfg, schema, "", where)
+    for key, choices in _CHOICES.items():
+        v = _get(cfg, key)
+        if v not in choices:
+            raise ConfigError(f"{where}: '{key}' must be one of {list(choices)}, got {v!r}.")
+    for key in _POSITIVE:
+        v = _get(cfg, key)
+        if v is None or v <= 0:
+            raise ConfigError(f"{where}: '{key}' must be > 0, got {v!r}.")
+    if cfg["init"]["backend"] == "meta":
+        raise ConfigError(
+            f"{where}: init.backend 'meta' is not supported for training; samgap trains the "
+            "transformers models (Sam2Model / Sam3Model). Use backend: transformers, or Meta's "
+            "own training code (sam2/training, sam3 README_TRAIN.md) for Meta checkpoints."
+        )
+    if cfg["data"]["source"] == "minneapple" and not cfg["data"]["root"]:
+        raise ConfigError(
+            f"{where}: data.source 'minneapple' needs data.root (see data/README.md)."
+        )
+    if model == "sam2":
+        w = cfg["prompts"]["weights"]
+        if any(v < 0 for v in w.values()) or sum(w.values()) <= 0:
+            raise ConfigError(f"{where}: prompts.weights must be >= 0 and not all 0, got {w}.")
+    if len(cfg["optim"]["betas"]) != 2:
+        raise ConfigError(
+            f"{where}: optim.betas must hold two numbers, got {cfg['optim']['betas']}."
+        )
+    return dict(cfg)
+
+
+def _get(cfg: Mapping[str, Any], dotted: str) -> Any:
+    cur: Any = cfg
+    for part in dotted.split("."):
+        cur = cur[part]
+    return cur
+
+
+def load_config(
+    source: str | os.PathLike | Mapping[str, Any] | None = None,
+    model: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Load, merge over the packaged default, and validate a training config.
+
+    Parameters
+    ----------
+    source
+        A YAML file, a dict, or None (the default alone).
+    model
+        ``"sam2"`` or ``"sam3"``; must agree with the file's ``model`` when both are given.
+    overrides
+        A nested dict applied last (e.g. ``{"train": {"steps": 10}}``).
+
+    Raises
+    ------
+    ConfigError
+        Unknown keys, wrong types, impossible values, model mismatch, unreadable file.
+    """
+    where = "config"
+    if source is None:
+        user: dict[str, Any] = {}
+    elif isinstance(source, Mapping):
+        user = dict(source)
+    else:
+        path = Path(source)
+        where = str(path)
+        if not path.is_file():
+            raise ConfigError(
+                f"{path}: no such config file (write one with `samgap train --init DIR`)."
+            )
+        try:
+            user = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e}).") from e
+        if not isinstance(user, Mapping):
+            raise ConfigError(
+                f"{path}: the top level must be a mapping, got {type(user).__name__}."
+            )
+    file_model = user.get("model")
+    if model and file_model and model != file_model:
+        raise ConfigError(
+            f"{where}: the file trains model {file_model!r}, but {model!r} was asked for."
+        )
+    m = model or file_model
+    if m not in MODELS:
+        raise ConfigError(
+            f"{where}: say which model to train: 'model' must be one of {MODELS}, got {m!r}."
+        )
+    cfg = merge(default_config(m), {**user, "model": m})
+    if overrides:
+        cfg = merge(cfg, overrides)
+    return validate(cfg, where)
+
+
+def config_hash(cfg: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> str:
+    """SHA-256 (16 hex) of a config's canonical JSON, leaving out dotted keys in ``ignore``."""
+    c = copy.deepcopy(dict(cfg))
+    for dotted in ignore:
+        *parents, last = dotted.split(".")
+        cur = c
+        for p in parents:
+            cur = cur.get(p, {})
+        if isinstance(cur, dict):
+            cur.pop(last, None)
+    blob = json.dumps(c, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def init_configs(folder: str | os.PathLike, overwrite: bool = False) -> list[Path]:
+    """Copy the packaged ``train_sam2.yml`` and ``train_sam3.yml`` into ``folder``."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for m in MODELS:
+        target = out / f"train_{m}.yml"
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists; remove it or pass overwrite=True (--force).")
+        with resources.as_file(_config_path(m)) as src:
+            shutil.copyfile(src, target)
+        written.append(target)
+    return written

@@ -1,0 +1,224 @@
+"""Training losses of the official SAM2 and SAM3 recipes, in plain torch.
+
+SAM2 (``sam2/training/loss_fns.py``, ``MultiStepMultiMasksAndIous``): sigmoid focal loss
+(alpha 0.25, gamma 2) x 20 + dice x 1 on the masks, L1 between the predicted and the actual
+IoU x 1; with several candidate masks the mask loss is that of the best candidate (lowest
+focal x w + dice x w), the IoU loss covers every candidate.
+
+SAM3 (DETR style): Hungarian matching of queries to ground-truth instances on a cost of
+class + L1 + GIoU (+ optional mask dice), then sigmoid focal classification over every query,
+L1 and GIoU on matched boxes, BCE on the image-level presence logit, and, with segmentation
+on, focal + dice on the matched masks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+
+__all__ = [
+    "sigmoid_focal_loss",
+    "dice_loss",
+    "mask_iou",
+    "sam2_mask_loss",
+    "box_area",
+    "generalized_box_iou",
+    "hungarian_match",
+    "detr_losses",
+]
+
+
+def sigmoid_focal_loss(
+    logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0
+) -> torch.Tensor:
+    """Per-element sigmoid focal loss (Lin et al. 2017), same shape as ``logits``.
+
+    ``alpha < 0`` disables the class weighting, as in the official implementations.
+    """
+    prob = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    p_t = prob * targets + (1 - prob) * (1 - targets)
+    loss = ce * (1 - p_t) ** gamma
+    if alpha >= 0:
+        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+    return loss
+
+
+def dice_loss(logits: torch.Tensor, targets: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Dice loss per mask over the last two dims: ``1 - (2|P.T| + 1) / (|P| + |T| + 1)``."""
+    prob = logits.sigmoid().flatten(-2)
+    t = targets.flatten(-2)
+    num = 2 * (prob * t).sum(-1)
+    den = prob.sum(-1) + t.sum(-1)
+    return 1 - (num + eps) / (den + eps)
+
+
+def mask_iou(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """IoU of ``logits > 0`` with binary targets over the last two dims (no gradient)."""
+    with torch.no_grad():
+        p = (logits > 0).flatten(-2)
+        t = targets.flatten(-2) > 0.5
+        inter = (p & t).sum(-1).float()
+        union = (p | t).sum(-1).float()
+        return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
+
+
+def sam2_mask_loss(
+    logits: torch.Tensor,
+    iou_pred: torch.Tensor,
+    targets: torch.Tensor,
+    weights: Mapping[str, float],
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+) -> dict[str, torch.Tensor]:
+    """SAM2's loss for ``N`` objects with ``C`` candidate masks each.
+
+    Parameters
+    ----------
+    logits
+        ``(N, C, H, W)`` mask logits at the target resolution.
+    iou_pred
+        ``(N, C)`` predicted IoUs.
+    targets
+        ``(N, H, W)`` float 0/1 ground truth.
+    weights
+        ``focal``, ``dice``, ``iou`` and optional ``bce`` weights.
+
+    Returns
+    -------
+    dict
+        ``loss`` (weighted total, mean over objects) and the unweighted terms ``focal``,
+        ``dice``, ``iou``, ``bce``. With ``C > 1`` the mask terms come from the candidate with
+        the lowest weighted mask loss (the official best-of-k), the IoU term from all.
+    """
+    n, c = logits.shape[:2]
+    t = targets[:, None].expand_as(logits).to(logits.dtype)
+    hw = logits.shape[-1] * logits.shape[-2]
+    focal = sigmoid_focal_loss(logits, t, alpha, gamma).flatten(-2).sum(-1) / hw  # (N, C)
+    dice = dice_loss(logits, t)
+    bce = F.binary_cross_entropy_with_logits(logits, t, reduction="none").flatten(-2).mean(-1)
+    w_bce = float(weights.get("bce", 0.0))
+    combo = weights["focal"] * focal + weights["dice"] * dice + w_bce * bce
+    best = combo.argmin(dim=1) if c > 1 else torch.zeros(n, dtype=torch.long, device=logits.device)
+    rows = torch.arange(n, device=logits.device)
+    actual = mask_iou(logits, t)
+    iou_l1 = (iou_pred.float() - actual).abs().mean(-1)
+    terms = {
+        "focal": focal[rows, best].mean(),
+        "dice": dice[rows, best].mean(),
+        "bce": bce[rows, best].mean(),
+        "iou": iou_l1.mean(),
+    }
+    terms["loss"] = (
+        weights["focal"] * terms["focal"]
+        + weights["dice"] * terms["dice"]
+        + weights["iou"] * terms["iou"]
+        + w_bce * terms["bce"]
+    )
+    return terms
+
+
+# ----------------------------------------------------------------------------- boxes
+
+
+def box_area(boxes: torch.Tensor) -> torch.Tensor:
+    """Area of xyxy boxes (``(..., 4)``)."""
+    return (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(
+        min=0
+    )
+
+
+def generalized_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise GIoU of xyxy boxes ``(N, 4)`` x ``(M, 4)`` -> ``(N, M)``."""
+    area_a, area_b = box_area(a), box_area(b)
+    lt = torch.max(a[:, None, :2], b[None, :, :2])
+    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    union = area_a[:, None] + area_b[None] - inter
+    iou = inter / union.clamp(min=1e-7)
+    lt_c = torch.min(a[:, None, :2], b[None, :, :2])
+    rb_c = torch.max(a[:, None, 2:], b[None, :, 2:])
+    hull = (rb_c - lt_c).clamp(min=0).prod(-1)
+    return iou - (hull - union) / hull.clamp(min=1e-7)
+
+
+# ----------------------------------------------------------------------------- matching
+
+
+@torch.no_grad()
+def hungarian_match(
+    logits: torch.Tensor,
+    boxes: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    weights: Mapping[str, float],
+    mask_logits: torch.Tensor | None = None,
+    gt_masks: torch.Tensor | None = None,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Match ``Q`` queries to ``G`` ground-truth instances (scipy's Hungarian solver).
+
+    Cost = ``class`` x focal cost + ``bbox`` x L1 + ``giou`` x (-GIoU) [+ ``mask`` x dice cost
+    on ``mask_logits`` vs ``gt_masks`` at the same resolution], as DETR / SAM3's matcher.
+
+    Returns
+    -------
+    query_idx, gt_idx
+        int64 tensors of equal length ``min(Q, G)``.
+    """
+    q, g = logits.shape[0], gt_boxes.shape[0]
+    if g == 0 or q == 0:
+        empty = torch.zeros(0, dtype=torch.long)
+        return empty, empty
+    prob = logits.float().sigmoid()
+    neg = (1 - alpha) * prob**gamma * -(1 - prob + 1e-8).log()
+    pos = alpha * (1 - prob) ** gamma * -(prob + 1e-8).log()
+    cost = weights.get("class", 0.0) * (pos - neg)[:, None].expand(q, g)
+    cost = cost + weights.get("bbox", 0.0) * torch.cdist(boxes.float(), gt_boxes.float(), p=1)
+    cost = cost - weights.get("giou", 0.0) * generalized_box_iou(boxes.float(), gt_boxes.float())
+    if weights.get("mask", 0.0) and mask_logits is not None and gt_masks is not None:
+        p = mask_logits.float().sigmoid().flatten(1)
+        t = gt_masks.float().flatten(1)
+        num = 2 * p @ t.T
+        den = p.sum(-1)[:, None] + t.sum(-1)[None]
+        cost = cost + weights["mask"] * (1 - (num + 1) / (den + 1))
+    rows, cols = linear_sum_assignment(cost.cpu().numpy())
+    return torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(
+        np.asarray(cols), dtype=torch.long
+    )
+
+
+def detr_losses(
+    logits: torch.Tensor,
+    boxes: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    query_idx: torch.Tensor,
+    gt_idx: torch.Tensor,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    supervise_class: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Classification, L1 and GIoU losses of one (image, phrase) pair given a matching.
+
+    Classification is the sigmoid focal loss over all ``Q`` queries (matched ones target 1),
+    summed; box terms are summed over matched pairs. Normalise by the number of instances
+    outside. ``supervise_class=False`` zeroes the classification term (SAM3 leaves query
+    scores of absent concepts to the presence head when asked).
+    """
+    target = torch.zeros_like(logits)
+    target[query_idx.to(logits.device)] = 1.0
+    cls = sigmoid_focal_loss(logits, target, alpha, gamma).sum()
+    if not supervise_class:
+        cls = cls * 0.0
+    if len(query_idx) == 0:
+        zero = boxes.sum() * 0.0
+        return {"class": cls, "bbox": zero, "giou": zero}
+    pb = boxes[query_idx.to(boxes.device)]
+    gb = gt_boxes[gt_idx.to(boxes.device)]
+    l1 = (pb - gb).abs().sum()
+    giou = (1 - torch.diag(generalized_box_iou(pb, gb))).sum()
+    return {"class": cls, "bbox": l1, "giou": giou}

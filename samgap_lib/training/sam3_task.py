@@ -1,0 +1,379 @@
+"""SAM3 detector fine-tuning on concept prompts (image x noun phrase), DETR style.
+
+A step takes ``batch_images`` images and ``phrases_per_image`` phrases per image (the fixed ones,
+plus ones drawn from ``phrases_sampled``, negatives included): one (image, phrase) pair is one
+SA-Co "image" (`samgap_lib.data.to_saco`). Each image is encoded once and shared by its
+phrases; the text encoder runs once per distinct phrase. Queries are matched to the instances
+a phrase denotes (Hungarian, scipy), then: focal classification on every query, L1 + GIoU on
+matched boxes, BCE on the presence logit, optionally on every decoder layer (auxiliary), and
+with segmentation on, focal + dice on matched masks (at most ``max_matched_queries`` per pair).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from samgap_lib.data import Concept, Sample, mask_to_rle, to_saco
+from samgap_lib.metrics import cgf1, coco_ap, match_detections
+from samgap_lib.prompts.concepts import ORCHARD_ALL
+
+from .data import Pool, normalise
+from .losses import detr_losses, dice_loss, hungarian_match, sigmoid_focal_loss
+
+__all__ = ["Pair", "Sam3Task", "concept_of", "evaluate_sam3", "sam3_outputs"]
+
+_KNOWN = {c.text: c for c in ORCHARD_ALL}
+TEXT_MAX_LENGTH = 32
+
+
+def concept_of(text: str) -> Concept:
+    """The orchard `Concept` of a phrase, or a bare category (``"pear"`` -> category pear)."""
+    return _KNOWN.get(text, Concept(text, category=text))
+
+
+@dataclass
+class Pair:
+    """One (image, phrase) pair of a batch."""
+
+    image: int
+    phrase: str
+    gt: np.ndarray  # indices into the pool image's instances
+
+
+def _denoted(pool: Pool, i: int, concept: Concept) -> np.ndarray:
+    out = []
+    for k, attrs in enumerate(pool.attributes[i]):
+        cat = pool.categories[i][k] if pool.categories else "apple"
+        if cat != concept.category:
+            continue
+        if all(attrs.get(a) == v for a, v in concept.attributes.items()):
+            out.append(k)
+    return np.asarray(out, dtype=np.int64)
+
+
+def sam3_outputs(
+    model: Any, pixel: torch.Tensor, pair_image: torch.Tensor, tokens: dict, pair_text: torch.Tensor
+) -> dict:
+    """Sam3Model's forward with every decoder layer's scores and boxes kept (for aux losses).
+
+    The image features of ``pixel`` are computed once and indexed per pair; the text features
+    once per distinct phrase. Same computation as ``Sam3Model.forward`` for text prompts.
+    """
+    from transformers.models.sam3.modeling_sam3 import box_cxcywh_to_xyxy, inverse_sigmoid
+
+    vision = model.get_vision_features(pixel_values=pixel)
+    fpn = [f[pair_image] for f in vision.fpn_hidden_states[:-1]]
+    pos = [p[pair_image] for p in vision.fpn_position_encoding[:-1]]
+    text = model.get_text_features(
+        input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"], return_dict=True
+    )
+    text_features = text.pooler_output[pair_text]
+    text_mask = tokens["attention_mask"][pair_text].bool()
+    enc = model.detr_encoder(
+        vision_features=[fpn[-1]],
+        text_features=text_features,
+        vision_pos_embeds=[pos[-1]],
+        text_mask=text_mask,
+    )
+    dec = model.detr_decoder(
+        vision_features=enc.last_hidden_state,
+        text_features=enc.text_features,
+        vision_pos_encoding=enc.pos_embeds_flattened,
+        text_mask=text_mask,
+        spatial_shapes=enc.spatial_shapes,
+    )
+    offsets = model.detr_decoder.box_head(dec.intermediate_hidden_states)
+    boxes = box_cxcywh_to_xyxy((inverse_sigmoid(dec.reference_boxes) + offsets).sigmoid())
+    logits = model.dot_product_scoring(
+        decoder_hidden_states=dec.intermediate_hidden_states,
+        text_features=enc.text_features,
+        text_mask=text_mask,
+    ).squeeze(-1)
+    masks = model.mask_decoder(
+        decoder_queries=dec.intermediate_hidden_states[-1],
+        backbone_features=list(fpn),
+        encoder_hidden_states=enc.last_hidden_state,
+        prompt_features=text_features,
+        prompt_mask=text_mask,
+    )
+    return {
+        "logits": logits,  # (L, P, Q)
+        "boxes": boxes,  # (L, P, Q, 4) normalised xyxy
+        "presence": dec.presence_logits,  # (L, P, 1)
+        "masks": masks.pred_masks,  # (P, Q, h, w)
+        "semantic": masks.semantic_seg,  # (P, 1, h, w)
+    }
+
+
+class Sam3Loss(torch.nn.Module):
+    """One micro-batch of SAM3 training as a module (so DistributedDataParallel can wrap it)."""
+
+    def __init__(self, model: Any, cfg: dict[str, Any]) -> None:
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+
+    def forward(
+        self, pixel, pair_image, tokens, pair_text, gts
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        lc = self.cfg["loss"]
+        out = sam3_outputs(self.model, pixel, pair_image, tokens, pair_text)
+        n_layers = out["logits"].shape[0]
+        layers = range(n_layers) if lc["aux"] else [n_layers - 1]
+        alpha, gamma = lc["focal_alpha"], lc["focal_gamma"]
+        n_gt = max(1, sum(len(g["boxes"]) for g in gts))
+        sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=pixel.device))
+        seg = lc["segmentation"]
+        size = pixel.shape[-1]
+        mw = {
+            "class": lc["match_class"],
+            "bbox": lc["match_bbox"],
+            "giou": lc["match_giou"],
+            "mask": lc["match_mask"],
+        }
+        cap = lc["max_matched_queries"]
+        n_masks = 0
+        for p, g in enumerate(gts):
+            gb, gm = g["boxes"], g["masks"]
+            present = torch.tensor(1.0 if len(gb) else 0.0, device=pixel.device)
+            for li in layers:
+                last = li == n_layers - 1
+                ml = out["masks"][p] if (last and seg and mw["mask"]) else None
+                gm_small = g["masks_small"] if ml is not None else None
+                qi, gi = hungarian_match(
+                    out["logits"][li, p], out["boxes"][li, p], gb, mw, ml, gm_small, alpha, gamma
+                )
+                terms = detr_losses(
+                    out["logits"][li, p],
+                    out["boxes"][li, p],
+                    gb,
+                    qi,
+                    gi,
+                    alpha,
+                    gamma,
+                    supervise_class=bool(lc["class_on_negatives"]) or len(gb) > 0,
+                )
+                sfx = "" if last else "_aux"
+                for k, v in terms.items():
+                    sums[k + sfx] = sums[k + sfx] + v / n_gt
+                pres = out["presence"][li, p].reshape(())
+                sums["presence" + sfx] = sums[
+                    "presence" + sfx
+                ] + F.binary_cross_entropy_with_logits(pres, present) / len(gts)
+                if last and seg and len(qi):
+                    if cap is not None and len(qi) > cap:
+                        qi, gi = qi[:cap], gi[:cap]
+                    pm = out["masks"][p][qi.to(pixel.device)]
+                    pm = F.interpolate(
+                        pm[:, None].float(), size=(size, size), mode="bilinear", align_corners=False
+                    )[:, 0]
+                    tm = gm[gi.to(pixel.device)].float()
+                    sums["mask_focal"] = (
+                        sums["mask_focal"]
+                        + sigmoid_focal_loss(pm, tm, alpha, gamma).mean((1, 2)).sum()
+                    )
+                    sums["mask_dice"] = sums["mask_dice"] + dice_loss(pm, tm).sum()
+                    n_masks += len(qi)
+            if lc["semantic"]:
+                sem = out["semantic"][p, 0]
+                tgt = g["union_small"].float()
+                sums["semantic"] = sums["semantic"] + F.binary_cross_entropy_with_logits(
+                    sem, tgt
+                ) / len(gts)
+        if n_masks:
+            sums["mask_focal"] = sums["mask_focal"] / n_masks
+            sums["mask_dice"] = sums["mask_dice"] / n_masks
+        weights = {
+            "class": lc["class"],
+            "bbox": lc["bbox"],
+            "giou": lc["giou"],
+            "presence": lc["presence"],
+            "mask_focal": lc["mask_focal"] if seg else 0.0,
+            "mask_dice": lc["mask_dice"] if seg else 0.0,
+            "semantic": lc["semantic"],
+        }
+        total = torch.zeros((), device=pixel.device)
+        for k, v in sums.items():
+            total = total + weights[k.removesuffix("_aux")] * v
+        terms = {k: float(v.detach()) for k, v in sums.items()}
+        terms["loss"] = float(total.detach())
+        return total, terms
+
+
+class Sam3Task:
+    """What the generic trainer needs for SAM3: batches, the loss module and validation."""
+
+    kind = "sam3"
+    metric = "cgF1"
+
+    def __init__(self, cfg: dict[str, Any], model: Any, processor: Any) -> None:
+        self.cfg = cfg
+        self.processor = processor
+        ip = processor.image_processor
+        self.mean, self.std = ip.image_mean, ip.image_std
+        d = cfg["data"]
+        self.fixed = list(d["phrases_fixed"])
+        self.sampled = list(d["phrases_sampled"])
+        if d["phrases_per_image"] < 1 or d["phrases_per_image"] > len(self.fixed) + len(
+            self.sampled
+        ):
+            raise ValueError(
+                f"data.phrases_per_image={d['phrases_per_image']} must be between 1 and the "
+                f"{len(self.fixed) + len(self.sampled)} phrases of phrases_fixed + phrases_sampled."
+            )
+        self.mask_hw = int(model.config.vision_config.backbone_feature_sizes[0][0])
+
+    def loss_module(self, model: Any) -> torch.nn.Module:
+        return Sam3Loss(model, self.cfg)
+
+    def filter_pool(self, pool: Pool) -> Pool:
+        """All images: one without instances gives negative pairs."""
+        return pool
+
+    def tokenize(self, phrases: list[str]) -> dict[str, torch.Tensor]:
+        tok = self.processor.tokenizer(
+            phrases,
+            padding="max_length",
+            max_length=TEXT_MAX_LENGTH,
+            truncation=True,
+            return_tensors="pt",
+        )
+        return {"input_ids": tok["input_ids"], "attention_mask": tok["attention_mask"]}
+
+    def batch(
+        self, pool: Pool, idx: np.ndarray, rng: np.random.Generator, device: torch.device
+    ) -> tuple:
+        d = self.cfg["data"]
+        k = d["phrases_per_image"]
+        pairs: list[Pair] = []
+        for b, i in enumerate(idx):
+            extra = k - len(self.fixed)
+            chosen = self.fixed[:k] + (
+                list(rng.choice(self.sampled, size=extra, replace=False)) if extra > 0 else []
+            )
+            for ph in chosen:
+                gt = _denoted(pool, int(i), concept_of(str(ph)))[: d["max_annotations"]]
+                pairs.append(Pair(b, str(ph), gt))
+        texts = sorted({p.phrase for p in pairs})
+        tokens = {k_: v.to(device) for k_, v in self.tokenize(texts).items()}
+        pair_text = torch.as_tensor([texts.index(p.phrase) for p in pairs], device=device)
+        pair_image = torch.as_tensor([p.image for p in pairs], device=device)
+        pixel = torch.from_numpy(normalise(pool.images[idx], self.mean, self.std)).to(device)
+        size = pool.images.shape[1]
+        gts = []
+        for p in pairs:
+            masks = pool.masks[idx[p.image]][p.gt] if len(p.gt) else np.zeros((0, size, size), bool)
+            boxes = np.zeros((len(masks), 4), np.float32)
+            for j, m in enumerate(masks):
+                ys, xs = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
+                boxes[j] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+            mt = torch.from_numpy(masks).to(device)
+            small = (
+                F.interpolate(mt[:, None].float(), size=(self.mask_hw,) * 2, mode="area")[:, 0]
+                if len(masks)
+                else torch.zeros(0, self.mask_hw, self.mask_hw, device=device)
+            )
+            union = (
+                small.amax(0)
+                if len(masks)
+                else torch.zeros(self.mask_hw, self.mask_hw, device=device)
+            )
+            gts.append(
+                {
+                    "boxes": torch.from_numpy(boxes / size).to(device),
+                    "masks": mt,
+                    "masks_small": small,
+                    "union_small": (union > 0.5).float(),
+                }
+            )
+        return pixel, pair_image, tokens, pair_text, gts
+
+    def evaluate(self, model: Any, samples: list[Sample], device: torch.device) -> dict[str, float]:
+        from samgap_lib.models.hf_sam3 import HFConceptSegmenter
+
+        e = self.cfg["eval"]
+        seg = HFConceptSegmenter(model, self.processor, device=device, threshold=e["threshold"])
+        return evaluate_sam3(seg, samples, list(e["phrases"]), e["threshold"])["summary"]
+
+
+def evaluate_sam3(
+    segmenter: Any,
+    samples: list[Sample],
+    phrases: list[str],
+    threshold: float = 0.5,
+    iou_threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Per-phrase recall / precision, attribute selectivity, negative detections, cgF1 and AP.
+
+    Detections with ``score > threshold`` are matched one-to-one (Hungarian on mask IoU,
+    `samgap_lib.metrics.match_detections`) to the instances the phrase denotes; a match needs
+    IoU >= ``iou_threshold``. Selectivity of an attribute phrase ("ripe apple"): of its detections
+    that match (IoU >= 0.5) any apple with the phrase's attribute value or with the opposite
+    value ("unripe"), the fraction on the right ones.
+
+    Returns
+    -------
+    dict
+        ``summary`` (flat floats: ``recall[p]``, ``precision[p]``, ``det_per_image[p]``,
+        ``selectivity[p]``, ``cgF1``, ``pmF1``, ``IL_MCC``, ``AP``, ``AP50``) and ``per_phrase``.
+    """
+    concepts = [concept_of(p) for p in phrases]
+    preds: dict[str, list[Any]] = {p: [] for p in phrases}
+    for s in samples:
+        out = segmenter.segment(s.image, phrases=phrases)
+        for p in phrases:
+            preds[p].append(out[p])
+    summary: dict[str, float] = {}
+    results = []
+    saco = to_saco(samples, concepts)
+    for ci, c in enumerate(concepts):
+        tp = n_det = n_gt = 0
+        right = wrong = 0
+        opposite = {"ripe": "unripe", "unripe": "ripe"}.get(str(c.attributes.get("ripeness")))
+        for si, s in enumerate(samples):
+            pr = preds[c.text][si]
+            keep = pr.scores > threshold
+            masks = pr.masks[keep]
+            idx = [k for k, inst in enumerate(s.instances) if c.matches(inst)]
+            gt = s.masks[idx] if idx else np.zeros((0, s.height, s.width), bool)
+            pi, _, _ = match_detections(masks, gt, iou_threshold=iou_threshold)
+            tp += len(pi)
+            n_det += int(keep.sum())
+            n_gt += len(idx)
+            if opposite is not None and len(masks) and s.instances:
+                pj, gj, _ = match_detections(masks, s.masks, iou_threshold=iou_threshold)
+                for g in gj:
+                    r = s.instances[int(g)].attributes.get("ripeness")
+                    right += r == c.attributes["ripeness"]
+                    wrong += r == opposite
+            pair_id = si * len(concepts) + ci + 1
+            for m, sc, b in zip(pr.masks, pr.scores, pr.boxes, strict=True):
+                results.append(
+                    {
+                        "image_id": pair_id,
+                        "category_id": 1,
+                        "score": float(sc),
+                        "segmentation": mask_to_rle(m),
+                        "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                    }
+                )
+        summary[f"recall[{c.text}]"] = tp / n_gt if n_gt else float("nan")
+        summary[f"precision[{c.text}]"] = tp / n_det if n_det else float("nan")
+        summary[f"det_per_image[{c.text}]"] = n_det / max(1, len(samples))
+        if opposite is not None:
+            summary[f"selectivity[{c.text}]"] = (
+                right / (right + wrong) if right + wrong else float("nan")
+            )
+    cg = cgf1(saco, results, iou_type="segm", score_threshold=threshold)
+    summary["cgF1"] = float(cg["cgF1"])
+    summary["pmF1"] = float(cg["positive_micro_F1"])
+    summary["IL_MCC"] = float(cg["IL_MCC"])
+    ap = coco_ap(saco, results, iou_type="segm")
+    summary["AP"], summary["AP50"] = float(ap["AP"]), float(ap["AP50"])
+    return {"summary": summary, "predictions": preds}

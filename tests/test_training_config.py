@@ -1,0 +1,122 @@
+"""Configs, CLI plumbing and bad input: each refused with a clear message before compute."""
+
+import numpy as np
+import pytest
+import yaml
+from _training_helpers import tiny_config
+
+from samgap_lib.cli import main as cli_main
+from samgap_lib.data import Sample
+from samgap_lib.training import ConfigError, ResumeError, load_config, train
+from samgap_lib.training.checkpoint import check_resume, fingerprint
+from samgap_lib.training.config import default_config
+from samgap_lib.training.data import batch_indices, make_pool
+from samgap_lib.training.recipes import OFFICIAL_RECIPES, orchard_tiny_config, recipe_table
+
+
+@pytest.mark.parametrize("model", ["sam2", "sam3"])
+def test_packaged_defaults_validate(model):
+    cfg = load_config(model=model)
+    assert cfg["model"] == model
+    assert orchard_tiny_config(model, "/tmp/x")["train"]["out_dir"] == "/tmp/x"
+
+
+def test_unknown_key_names_it_and_suggests(tmp_path):
+    p = tmp_path / "c.yml"
+    p.write_text(yaml.safe_dump({"model": "sam2", "optim": {"lerning_rate": 1e-4}}))
+    with pytest.raises(ConfigError, match=r"unknown key 'optim.lerning_rate'"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="Did you mean 'steps'"):
+        load_config({"model": "sam2", "train": {"step": 3}})
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ({"train": {"steps": "ten"}}, r"'train.steps' must be int"),
+        ({"optim": {"lr": True}}, r"'optim.lr' must be number"),
+        ({"optim": {"freeze": "vision"}}, r"'optim.freeze' must be list"),
+        ({"train": {"steps": 0}}, r"'train.steps' must be > 0"),
+        ({"init": {"backend": "meta"}}, r"'meta' is not supported for training"),
+        ({"train": {"precision": "fp16"}}, r"'train.precision' must be one of"),
+        ({"data": {"source": "minneapple"}}, r"needs data.root"),
+    ],
+)
+def test_wrong_values_refused(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config({"model": "sam3", **override})
+
+
+def test_model_mismatch_and_missing_file(tmp_path):
+    p = tmp_path / "c.yml"
+    p.write_text("model: sam3\n")
+    with pytest.raises(ConfigError, match="trains model 'sam3'"):
+        load_config(p, model="sam2")
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yml")
+
+
+def test_init_copies_configs(tmp_path, capsys):
+    assert cli_main(["train", "--init", str(tmp_path)]) == 0
+    for m in ("sam2", "sam3"):
+        assert yaml.safe_load((tmp_path / f"train_{m}.yml").read_text()) == default_config(m)
+    assert cli_main(["train", "--init", str(tmp_path)]) == 2  # refuses to overwrite
+    assert "exists" in capsys.readouterr().err
+
+
+def test_cli_reports_config_error(tmp_path, capsys):
+    p = tmp_path / "c.yml"
+    p.write_text("model: sam2\ntrain: {batch: 3}\n")
+    assert cli_main(["train", "sam2", "--config", str(p)]) == 2
+    assert "unknown key 'train.batch'" in capsys.readouterr().err
+
+
+def test_dataset_without_instances_refused():
+    import numpy as np
+
+    empty = [Sample(np.zeros((32, 32, 3), np.uint8), [], image_id=i) for i in range(3)]
+    with pytest.raises(ValueError, match="no instances at all"):
+        make_pool(empty, 32)
+
+
+def test_resume_from_other_model_or_config(tmp_path):
+    cfg2 = load_config(tiny_config("sam2", tmp_path))
+    cfg3 = load_config(tiny_config("sam3", tmp_path))
+    state = {"fingerprint": fingerprint(cfg3), "config": cfg3}
+    with pytest.raises(ResumeError, match="comes from a 'sam3' run"):
+        check_resume(state, cfg2, "last.pt")
+    changed = load_config(tiny_config("sam2", tmp_path, optim={"lr": 0.5}))
+    state = {"fingerprint": fingerprint(cfg2), "config": cfg2}
+    with pytest.raises(ResumeError, match=r"optim.lr: 0.001 -> 0.5"):
+        check_resume(state, changed, "last.pt")
+    check_resume(
+        state, load_config(tiny_config("sam2", tmp_path / "other")), "last.pt"
+    )  # out_dir may move
+
+
+def test_resume_file_that_is_not_a_state(tmp_path):
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(b"not a checkpoint")
+    cfg = load_config(tiny_config("sam2", tmp_path / "run"))
+    with pytest.raises(ResumeError, match="not a readable samgap training state"):
+        train(cfg, resume=bad)
+
+
+def test_sampler_shards_and_epochs():
+    a = [batch_indices(10, s, 0, 2, 1, seed=0, rank=0, world=2) for s in range(5)]
+    b = [batch_indices(10, s, 0, 2, 1, seed=0, rank=1, world=2) for s in range(5)]
+
+    epoch = np.concatenate([np.concatenate([x, y]) for x, y in zip(a, b, strict=True)])
+    assert sorted(epoch[:10].tolist()) == list(range(10))  # every image once per epoch
+    assert not set(a[0].tolist()) & set(b[0].tolist())  # ranks see different images
+
+
+def test_recipe_table_rows():
+    rows = recipe_table()
+    assert {r["aspect"] for r in rows} >= {
+        "losses (weight)",
+        "learning rates",
+        "resolution",
+        "batch",
+    }
+    assert all(len(r) == 1 + len(OFFICIAL_RECIPES) for r in rows)

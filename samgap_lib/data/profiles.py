@@ -9,7 +9,10 @@ from .minneapple import load_minneapple, split_indices
 from .synthetic import synthetic_orchard
 from .types import Concept, Sample, as_concepts
 
-__all__ = ["profile_samples", "usable_concepts", "describe_data"]
+__all__ = ["SPLIT_START", "profile_samples", "usable_concepts", "describe_data"]
+
+# First image index of each part of the synthetic orchard: the parts never overlap.
+SPLIT_START = {"train": 0, "val": 100_000, "test": 200_000}
 
 
 def profile_samples(
@@ -39,18 +42,17 @@ def profile_samples(
         (``"train"``, ``"val"`` or ``"test"``); for the synthetic orchard, ``"train"`` starts
         at image 0, ``"val"`` at 100000 and ``"test"`` at 200000, so the parts never overlap.
     """
-    parts = {"train": 0, "val": 1, "test": 2}
-    if split not in parts:
-        raise ValueError(f"split must be one of {sorted(parts)}, got {split!r}.")
+    if split not in SPLIT_START:
+        raise ValueError(f"split must be one of {sorted(SPLIT_START)}, got {split!r}.")
     if profile == "smoke":
-        return synthetic_orchard(n_images, seed=seed, size=size, start=100_000 * parts[split])
+        return synthetic_orchard(n_images, seed=seed, size=size, start=SPLIT_START[split])
     if profile == "paper":
         if data_root is None:
             raise ValueError(
                 "profile 'paper' needs data_root: the MinneApple folder that holds detection/ (see data/README.md)."
             )
         full = load_minneapple(data_root, "train")
-        idx = split_indices(len(full), seed=seed)[parts[split]][:n_images]
+        idx = split_indices(len(full), seed=seed)[list(SPLIT_START).index(split)][:n_images]
         return list(load_minneapple(data_root, "train", indices=idx))
     raise ValueError(f"profile must be 'smoke' or 'paper', got {profile!r}.")
 

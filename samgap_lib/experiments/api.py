@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..data import describe_data, profile_samples, usable_concepts
@@ -11,7 +10,7 @@ from ..prompts.concepts import ORCHARD_ALL
 from .config import EXPERIMENTS, checkpoint_fingerprint, load_config, resolve_checkpoint
 from .effort import effort_equivalence
 from .runs import run_clicks, run_concepts, run_hybrid
-from .store import ResultStore
+from .store import ResultStore, read_records
 
 __all__ = [
     "EXPERIMENTS",
@@ -69,19 +68,6 @@ def load_models(cfg: dict, which: tuple[str, ...]) -> tuple[dict, dict]:
 
 def results_dir(cfg: dict, name: str) -> Path:
     return Path(cfg["output"]) / cfg["profile"] / name
-
-
-def read_records(root: str | Path) -> list[dict]:
-    """The per-image records of a run folder (complete lines only), without opening a store."""
-    path = Path(root) / "records.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines(keepends=True):
-        if not line.endswith("\n"):
-            break
-        out.append(json.loads(line))
-    return out
 
 
 def read_results(root: str | Path) -> dict | None:
@@ -156,12 +142,8 @@ def run_experiment(
     else:  # compare: reuse (or produce) the two baselines, then the effort analysis
         sam2 = run_experiment("sam2-baseline", cfg, restart=restart)
         sam3 = run_experiment("sam3-concept", cfg, restart=restart)
-        clicks = ResultStore(
-            results_dir(cfg, "sam2-baseline"), {"experiment": "sam2-baseline", **cfg}
-        ).records()
-        concept_recs = ResultStore(
-            results_dir(cfg, "sam3-concept"), {"experiment": "sam3-concept", **cfg}
-        ).records()
+        clicks = read_records(results_dir(cfg, "sam2-baseline"))
+        concept_recs = read_records(results_dir(cfg, "sam3-concept"))
         category = next(
             c for c in concepts if not c.attributes and any(s.select(c) for s in samples)
         )

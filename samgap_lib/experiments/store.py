@@ -16,14 +16,37 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..io import read_json, write_json
 from ..provenance import environment
 
-__all__ = ["ResultStore", "ConfigMismatchError"]
+__all__ = ["ResultStore", "ConfigMismatchError", "read_records"]
+
+
+def _parse_records(path: Path) -> tuple[list[dict], int]:
+    """The complete records of a ``records.jsonl`` and the bytes they span: reading stops at a
+    line cut by a crash (no newline, or not valid JSON)."""
+    if not path.exists():
+        return [], 0
+    records, good_bytes = [], 0
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                break
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+            good_bytes += len(line)
+    return records, good_bytes
+
+
+def read_records(root: str | os.PathLike) -> list[dict]:
+    """The per-image records of a run folder (complete lines only), without opening a store."""
+    return _parse_records(Path(root) / "records.jsonl")[0]
 
 
 class ConfigMismatchError(RuntimeError):
@@ -80,23 +103,12 @@ class ResultStore:
     def records_path(self) -> Path:
         return self.root / "records.jsonl"
 
-    def _read_records(self) -> Iterator[dict]:
-        if not self.records_path.exists():
-            return
-        good_bytes = 0
-        with open(self.records_path, "rb") as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    break  # a line cut by a crash: drop it and everything after
-                if not line.endswith(b"\n"):
-                    break
-                good_bytes += len(line)
-                yield rec
-        if good_bytes != self.records_path.stat().st_size:
+    def _read_records(self) -> list[dict]:
+        records, good_bytes = _parse_records(self.records_path)
+        if self.records_path.exists() and good_bytes != self.records_path.stat().st_size:
             with open(self.records_path, "r+b") as f:
-                f.truncate(good_bytes)
+                f.truncate(good_bytes)  # drop a line cut by a crash, so appends start clean
+        return records
 
     def done(self, key: str) -> bool:
         """Whether the unit ``key`` is already recorded."""

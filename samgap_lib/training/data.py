@@ -17,11 +17,10 @@ import cv2
 import numpy as np
 
 from samgap_lib.data import OrchardConfig, Sample, profile_samples, synthetic_orchard
+from samgap_lib.data.profiles import SPLIT_START
 
 __all__ = ["Pool", "make_pool", "load_samples", "batch_indices", "step_rng", "normalise"]
 
-# Synthetic splits start here (as samgap_lib.data.profile_samples) so train/val/test never overlap.
-SPLIT_START = {"train": 0, "val": 100_000, "test": 200_000}
 # Ripe shares (ripe, turning, unripe) of the training chunks when ripeness_mix is on: attribute
 # phrases are then absent from some images, so presence has something to learn.
 RIPENESS_MIX = ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.45, 0.2, 0.35), (0.2, 0.2, 0.6))

@@ -231,7 +231,7 @@ def evaluate_checkpoint(
     """
     from samgap_lib.data import synthetic_orchard
 
-    from .data import SPLIT_START
+    from ..data.profiles import SPLIT_START
 
     n = n_images or HELD_OUT[model]
     if model == "sam2":

@@ -74,7 +74,7 @@ def _evaluate_tokens_only(folder: Path, n_images: int) -> dict[str, float]:
     from samgap_lib.data import synthetic_orchard
     from samgap_lib.models import load_sam2
 
-    from .data import SPLIT_START
+    from ..data.profiles import SPLIT_START
     from .sam2_task import evaluate_sam2
 
     seg = load_sam2(folder, device="cpu")  # plain prompting: no drawing

@@ -5,12 +5,16 @@ every ratio is measured within this one run. Peak memory is the peak process RSS
 level before each measured section (psutil, sampled every 2 ms in a thread), not tracemalloc,
 which does not see PyTorch's allocations.
 
-1. ``sam2_50_prompts``: 50 box prompts on one image, Meta SAM2 hiera_t at 256 px (random init):
-   50 sequential ``SAM2ImagePredictor.predict`` calls vs one batched samgap ``predict``.
+1. ``sam2_50_prompts``: 50 box prompts on one 384x512 image, Meta SAM2 hiera_t (random init)
+   at 128, 256 and 512 px, three candidate masks per box and one: 50 sequential
+   ``SAM2ImagePredictor.predict`` calls vs one samgap ``predict`` call (the mask decoder runs on
+   groups of 8 objects on CPU; masks resized crop by crop with `samgap_lib.models.upsample`).
 2. ``sam3_8_phrases``: 8 phrases on one image, Meta SAM3 (tiny and reduced variants, random
    init, CPU through the compat layer): 8 sequential ``Sam3Processor.set_text_prompt`` calls vs
    one batched samgap ``segment``.
-3. ``overhead_*``: samgap's wrapper (preprocessing, prompt scaling, mask upsampling,
+3. ``mask_resize_150``: 150 low-resolution masks to a 384x512 image, ``F.interpolate`` vs
+   `samgap_lib.models.upsample.upsample_masks` (identical masks).
+4. ``overhead_*``: samgap's wrapper (preprocessing, prompt scaling, mask upsampling,
    numpy conversion included) against the bare transformers forward on the same tensors.
 """
 
@@ -119,47 +123,99 @@ def _boxes(sample: Any, n: int, rng: np.random.Generator) -> np.ndarray:
     return boxes[:n].astype(np.float32)
 
 
-def bench_sam2_50(repeats: int) -> list[dict[str, Any]]:
+def bench_sam2_50(repeats: int, sizes: tuple[int, ...] = (128, 256, 512)) -> list[dict[str, Any]]:
+    """50 box prompts on a 384x512 image: official predict x50 vs one batched samgap call, at
+    several model input sizes (hiera_t, random init) and with 3 or 1 candidate masks."""
     from samgap_lib.models.meta_sam2 import (
         MetaSam2PromptSegmenter,
         build_meta_sam2,
         reduced_resolution_overrides,
     )
 
-    torch.manual_seed(0)
-    model = build_meta_sam2(
-        "configs/sam2.1/sam2.1_hiera_t.yaml", None, "cpu", reduced_resolution_overrides(256)
-    )
-    seg = MetaSam2PromptSegmenter(model)
+    rows: list[dict[str, Any]] = []
     sample = synthetic_orchard(1, seed=0, size=(384, 512))[0]
     boxes = _boxes(sample, 50, np.random.default_rng(0))
-    seg.set_image(sample.image)  # official predictor and wrapper share this encoding
-    official = seg.predictor
+    for size in sizes:
+        torch.manual_seed(0)
+        model = build_meta_sam2(
+            "configs/sam2.1/sam2.1_hiera_t.yaml", None, "cpu", reduced_resolution_overrides(size)
+        )
+        seg = MetaSam2PromptSegmenter(model)
+        seg.set_image(sample.image)  # official predictor and wrapper share this encoding
+        official = seg.predictor
+        for multimask in (True, False):
 
-    def sequential() -> None:
-        for b in boxes:
-            official.predict(box=b, multimask_output=True)
+            def sequential(mm: bool = multimask, pred: Any = official) -> None:
+                for b in boxes:
+                    pred.predict(box=b, multimask_output=mm)
 
-    t_seq, m_seq, t_bat, m_bat = paired(
-        sequential, lambda: seg.predict(boxes=boxes, multimask=True), repeats
-    )
-    res = seg.predict(boxes=boxes)
-    for i in (0, 17, 49):  # same masks as the official calls
-        masks, _, _ = official.predict(box=boxes[i])
-        assert (res.masks[i] != masks.astype(bool)).mean() < 1e-3
+            def batched(mm: bool = multimask, seg: Any = seg) -> None:
+                seg.predict(boxes=boxes, multimask=mm)
+
+            t_seq, m_seq, t_bat, m_bat = paired(sequential, batched, repeats)
+            res = seg.predict(boxes=boxes, multimask=multimask)
+            for i in (0, 17, 49):  # same masks as the official calls
+                masks, _, _ = official.predict(box=boxes[i], multimask_output=multimask)
+                ours = res.masks[i] if multimask else res.masks[i][None]
+                assert (ours != masks.astype(bool)).mean() < 1e-4
+            what = f"hiera_t {size} px, {3 if multimask else 1} mask(s)/box"
+            rows.append(
+                {
+                    "bench": "sam2_50_prompts",
+                    "variant": f"{what}: Meta SAM2ImagePredictor.predict x50",
+                    "seconds": t_seq,
+                    "peak_rss_mb": m_seq,
+                }
+            )
+            rows.append(
+                {
+                    "bench": "sam2_50_prompts",
+                    "variant": f"{what}: samgap predict (one batched call)",
+                    "seconds": t_bat,
+                    "peak_rss_mb": m_bat,
+                    "speedup": t_seq / t_bat,
+                }
+            )
+    return rows
+
+
+def bench_upsample(repeats: int) -> list[dict[str, Any]]:
+    """Resizing 50 objects x 3 candidate masks (64x64 logits, apple-sized blobs) to a 384x512
+    image: ``F.interpolate`` then threshold (what the predictors do) vs `upsample_masks`."""
+    import torch.nn.functional as F
+
+    from samgap_lib.models.upsample import upsample_masks
+
+    rng = np.random.default_rng(0)
+    logits = torch.full((50, 3, 64, 64), -8.0)
+    for i in range(50):
+        y, x = rng.integers(4, 58, 2)
+        r = int(rng.integers(2, 5))
+        logits[i, :, y - r : y + r, x - r : x + r] = 8.0
+
+    def interpolate() -> None:
+        up = F.interpolate(logits, size=(384, 512), mode="bilinear", align_corners=False)
+        (up > 0).numpy()
+
+    def ours() -> None:
+        upsample_masks(logits, (384, 512))
+
+    t_i, m_i, t_o, m_o = paired(interpolate, ours, repeats)
+    ref = F.interpolate(logits, size=(384, 512), mode="bilinear", align_corners=False) > 0
+    assert (upsample_masks(logits, (384, 512)) == ref.numpy()).all()
     return [
         {
-            "bench": "sam2_50_prompts",
-            "variant": "Meta SAM2ImagePredictor.predict x50",
-            "seconds": t_seq,
-            "peak_rss_mb": m_seq,
+            "bench": "mask_resize_150",
+            "variant": "F.interpolate + threshold, 150 masks 64x64 -> 384x512",
+            "seconds": t_i,
+            "peak_rss_mb": m_i,
         },
         {
-            "bench": "sam2_50_prompts",
-            "variant": "samgap predict (batched, meta)",
-            "seconds": t_bat,
-            "peak_rss_mb": m_bat,
-            "speedup": t_seq / t_bat,
+            "bench": "mask_resize_150",
+            "variant": "samgap upsample_masks (crops around positive cells, same masks)",
+            "seconds": t_o,
+            "peak_rss_mb": m_o,
+            "speedup": t_i / t_o,
         },
     ]
 
@@ -356,14 +412,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
-    parser.add_argument("--only", choices=["sam2", "sam3", "overhead"], action="append")
+    parser.add_argument("--only", choices=["resize", "sam2", "sam3", "overhead"], action="append")
     args = parser.parse_args(argv)
     global THREADS
     THREADS = args.threads
-    todo = args.only or ["sam2", "sam3", "overhead"]
-    benches = {"sam2": bench_sam2_50, "sam3": bench_sam3_8, "overhead": bench_overhead}
+    todo = args.only or ["resize", "sam2", "sam3", "overhead"]
+    benches = {
+        "resize": bench_upsample,
+        "sam2": bench_sam2_50,
+        "sam3": bench_sam3_8,
+        "overhead": bench_overhead,
+    }
     rows: list[dict[str, Any]] = []
-    for name in ("sam2", "sam3", "overhead"):
+    for name in ("resize", "sam2", "sam3", "overhead"):
         if name in todo:
             if args.threads:
                 torch.set_num_threads(args.threads)  # imports of sam2/sam3 may reset it

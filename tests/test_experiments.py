@@ -1,6 +1,7 @@
 """Experiments: configs, the resumable result store, the runners end to end on tiny models."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from samgap_lib.experiments import (
     ResultStore,
     effort_equivalence,
     load_config,
+    read_records,
     read_results,
     run_experiment,
     sam2_quality_curves,
@@ -218,10 +220,7 @@ def test_interrupted_run_continues(cfg, monkeypatch):
     monkeypatch.setattr(runs, "click_all_instances", dies_on_second)
     with pytest.raises(KeyboardInterrupt):
         run_experiment("sam2-baseline", cfg)
-    store = ResultStore(
-        cfg["output"] + "/smoke/sam2-baseline", {"experiment": "sam2-baseline", **cfg}
-    )
-    assert len(store.records()) == 1
+    assert len(read_records(cfg["output"] + "/smoke/sam2-baseline")) == 1
     monkeypatch.setattr(runs, "click_all_instances", orig)
     summary = run_experiment("sam2-baseline", cfg)
     assert summary["images"] == 2
@@ -232,3 +231,30 @@ def test_cli_run_reports_bad_config(capsys):
 
     assert main(["run", "sam2-baseline", "--set", "nope=1"]) == 2
     assert "unknown configuration key" in capsys.readouterr().err
+
+
+def test_new_weights_at_the_same_source_never_reuse_old_records(cfg, tmp_path):
+    """The checkpoints' fingerprint is part of a run's identity: the same source with other
+    weights (orchard-tiny retrained after a code change, an overwritten folder) is another run."""
+    import shutil
+
+    from samgap_lib.experiments.config import resolve_checkpoint
+
+    folder = tmp_path / "my-sam2"
+    shutil.copytree(resolve_checkpoint("tiny-random", "sam2"), folder)
+    cfg = {
+        **cfg,
+        "models": {**cfg["models"], "sam2": {**cfg["models"]["sam2"], "source": str(folder)}},
+    }
+    first = run_experiment("sam2-baseline", cfg)
+    root = Path(cfg["output"]) / "smoke" / "sam2-baseline"
+    old = read_results(root)["config"]["checkpoints"]["sam2"]["sha256"]
+    weights = folder / "config.json"  # part of the fingerprint; a trailing space stays valid JSON
+    weights.write_bytes(weights.read_bytes() + b" ")  # other bytes, same path
+    with pytest.raises(ConfigMismatchError, match="checkpoints"):
+        run_experiment("sam2-baseline", cfg)
+    weights.write_bytes(weights.read_bytes()[:-1])
+    assert run_experiment("sam2-baseline", cfg) == json.loads(json.dumps(first))  # same again
+    weights.write_bytes(weights.read_bytes() + b" ")
+    run_experiment("sam2-baseline", cfg, restart="if-changed")
+    assert read_results(root)["config"]["checkpoints"]["sam2"]["sha256"] != old

@@ -326,3 +326,23 @@ def test_tiny_models_are_fast(prompt_models, concept):
     t = time.perf_counter()
     concept.segment(img, phrases=["apple", "pear"])
     assert time.perf_counter() - t < 0.1
+
+
+@pytest.mark.parametrize("name", ["sam2", "sam3-tracker"])
+def test_objects_per_call_groups_give_the_same_result(prompt_models, name):
+    seg = prompt_models[name]
+    assert seg.objects_per_call == 8  # CPU default
+    seg.set_image(image((110, 90), seed=3))
+    rng = np.random.default_rng(4)
+    pts = rng.uniform(0, 90, (19, 1, 2)).astype(np.float32)
+    try:
+        seg.objects_per_call = None
+        whole = seg.predict(points=pts)
+        seg.objects_per_call = 4
+        grouped = seg.predict(points=pts)
+    finally:
+        seg.objects_per_call = 8
+    assert grouped.masks.shape == whole.masks.shape == (19, 3, 110, 90)
+    np.testing.assert_allclose(grouped.low_res_logits, whole.low_res_logits, atol=1e-4)
+    np.testing.assert_allclose(grouped.scores, whole.scores, atol=1e-5)
+    assert (grouped.masks != whole.masks).mean() < 1e-4

@@ -40,6 +40,7 @@ def test_unknown_key_names_it_and_suggests(tmp_path):
         ({"init": {"backend": "meta"}}, r"'meta' is not supported for training"),
         ({"train": {"precision": "fp16"}}, r"'train.precision' must be one of"),
         ({"data": {"source": "minneapple"}}, r"needs data.root"),
+        ({"loss": {"class_loss": "ce"}}, r"'loss.class_loss' must be one of \['iabce', 'focal'\]"),
     ],
 )
 def test_wrong_values_refused(override, match):

@@ -66,6 +66,16 @@ def load_models(cfg: dict, which: tuple[str, ...]) -> tuple[dict, dict]:
     return models, prov
 
 
+# the checkpoints (keys of the config's ``models``) each experiment reads
+MODELS_OF = {
+    "sam2-baseline": ("sam2",),
+    "sam3-tracker": ("sam3_tracker",),
+    "sam3-concept": ("sam3",),
+    "hybrid": ("sam3", "sam2"),
+    "compare": ("sam2", "sam3"),
+}
+
+
 def results_dir(cfg: dict, name: str) -> Path:
     return Path(cfg["output"]) / cfg["profile"] / name
 
@@ -103,7 +113,17 @@ def run_experiment(
         cfg["data"]["data_root"],
         tuple(cfg["data"]["size"]),
     )
-    store = ResultStore(results_dir(cfg, name), {"experiment": experiment, **cfg}, restart=restart)
+    # the checkpoints' identity is part of the run's: retrained or replaced weights at the same
+    # source (orchard-tiny after a code change, an overwritten folder) never reuse old records
+    weights = {
+        key: checkpoint_fingerprint(resolve_checkpoint(cfg["models"][key]["source"], key))
+        for key in MODELS_OF[experiment]
+    }
+    store = ResultStore(
+        results_dir(cfg, name),
+        {"experiment": experiment, **cfg, "checkpoints": weights},
+        restart=restart,
+    )
     finished = read_results(store.root)
     if (
         finished is not None

@@ -220,6 +220,58 @@ class CheckedPrompts:
     mask_input: np.ndarray | None  # (N, 1, h, w) float32 logits
 
 
+def split_prompts(prompts: CheckedPrompts, size: int) -> list[CheckedPrompts]:
+    """The objects of ``prompts`` in consecutive groups of at most ``size``."""
+
+    def part(a: np.ndarray | None, i: int) -> np.ndarray | None:
+        return None if a is None else a[i : i + size]
+
+    return [
+        CheckedPrompts(
+            min(size, prompts.n - i),
+            part(prompts.points, i),
+            part(prompts.labels, i),
+            part(prompts.boxes, i),
+            part(prompts.mask_input, i),
+        )
+        for i in range(0, prompts.n, size)
+    ]
+
+
+def concat_results(parts: Sequence[PromptResult]) -> PromptResult:
+    """One `PromptResult` of the objects of ``parts``, in order."""
+    return PromptResult(
+        masks=np.concatenate([p.masks for p in parts]),
+        scores=np.concatenate([p.scores for p in parts]),
+        low_res_logits=np.concatenate([p.low_res_logits for p in parts]),
+        object_scores=np.concatenate([p.object_scores for p in parts]),
+    )
+
+
+def prompt_result(
+    masks: np.ndarray, scores: Any, low_res_logits: Any, multimask: bool, object_scores: Any = None
+) -> PromptResult:
+    """A `PromptResult` from a decoder's ``(N, C, ...)`` outputs (torch or numpy); with
+    ``multimask=False`` the single candidate axis is dropped. ``object_scores`` None: NaN."""
+
+    def arr(x: Any) -> np.ndarray:
+        return x.float().cpu().numpy() if hasattr(x, "cpu") else np.asarray(x, np.float32)
+
+    scores_np, low_np = arr(scores), arr(low_res_logits)
+    if not multimask:
+        masks, scores_np, low_np = masks[:, 0], scores_np[:, 0], low_np[:, 0]
+    n = len(masks)
+    obj = np.full(n, np.nan, np.float32) if object_scores is None else arr(object_scores)
+    return PromptResult(masks=masks, scores=scores_np, low_res_logits=low_np, object_scores=obj)
+
+
+def objects_per_call(device: Any) -> int | None:
+    """How many objects one mask-decoder call takes: 8 on CPU, where bigger batches spill the
+    cache and run slower per object (hiera_t, 50 boxes: 0.98 s in groups of 8 vs 1.50 s in one
+    call at 512 px); all at once on accelerators."""
+    return 8 if str(device).startswith("cpu") else None
+
+
 def check_prompts(
     points: Any = None,
     point_labels: Any = None,

@@ -162,7 +162,9 @@ def load_sam3(
         ``"transformers"`` (default) or ``"meta"`` (the ``sam3`` package, run on CPU through
         `samgap_lib.models.meta_sam3_cpu`).
     role
-        ``"concept"``, ``"tracker"`` or ``"video"``.
+        ``"concept"``, ``"tracker"`` or ``"video"``. Meta's tracker is the model behind
+        ``Sam3Image.predict_inst`` and loads from the checkpoint's ``tracker.*`` weights
+        (``sam3.pt`` and tiny checkpoints carry them).
     threshold
         Concept role: keep instances with ``sigmoid(logit) x presence`` above it.
     bpe_path
@@ -173,7 +175,7 @@ def load_sam3(
     CheckpointError
         Missing, gated, offline or mismatched checkpoints.
     NotImplementedError
-        Meta's video model (CUDA-bound) and Meta's tracker below resolution 1008.
+        Meta's video model (CUDA-bound).
     """
     _check_choice(backend, BACKENDS, "backend")
     _check_choice(role, SAM3_ROLES, "role")
@@ -182,11 +184,12 @@ def load_sam3(
 
         if role == "video":
             raise NotImplementedError(meta_sam3.META_SAM3_VIDEO_UNSUPPORTED)
+        tracker = role == "tracker"
         model, info = meta_sam3.load_meta_sam3(
-            source, device, bpe_path=bpe_path, revision=revision, token=token
+            source, device, bpe_path=bpe_path, revision=revision, token=token, tracker=tracker
         )
-        if role == "tracker":
-            return meta_sam3.MetaSam3TrackerSegmenter(model, info)
+        if tracker:
+            return meta_sam3.MetaSam3TrackerSegmenter(model, info, use_autocast=use_autocast)
         return meta_sam3.MetaSam3ConceptSegmenter(model, threshold=threshold, info=info)
 
     import transformers as tf

@@ -13,12 +13,20 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from samgap_lib.data.types import check_image
 
-from .base import CheckedPrompts, PromptResult, check_prompts
+from .base import (
+    CheckedPrompts,
+    PromptResult,
+    check_prompts,
+    concat_results,
+    objects_per_call,
+    prompt_result,
+    split_prompts,
+)
 from .loading import autocast, autocast_dtype, resolve_device
+from .upsample import upsample_masks
 
 __all__ = ["HFPromptSegmenter", "scale_coords"]
 
@@ -65,6 +73,8 @@ class HFPromptSegmenter:
         self.processor = processor
         self.name = name
         self.amp_dtype = autocast_dtype(self.device, use_autocast)
+        # objects per mask-decoder call (CPU: small groups run faster than one big batch)
+        self.objects_per_call = objects_per_call(self.device)
         pe = self.model.prompt_encoder
         self.input_size = int(pe.input_image_size)
         self.mask_input_size = tuple(int(s) for s in pe.mask_input_size)
@@ -146,6 +156,13 @@ class HFPromptSegmenter:
         prompts: CheckedPrompts,
         multimask: bool,
     ) -> PromptResult:
+        if self.objects_per_call and prompts.n > self.objects_per_call:
+            return concat_results(
+                [
+                    self._decode(embeddings, image_hw, p, multimask)
+                    for p in split_prompts(prompts, self.objects_per_call)
+                ]
+            )
         inputs = self.model_inputs(prompts, image_hw)
         if "input_masks" in inputs:
             embeddings = [e.expand(prompts.n, *e.shape[1:]) for e in embeddings]
@@ -160,15 +177,8 @@ class HFPromptSegmenter:
         low = low.reshape(n, -1, *low.shape[-2:])  # (N, C, h, w)
         scores = out.iou_scores.float().reshape(n, -1)
         obj = out.object_score_logits.float().reshape(n, -1)[:, 0]
-        masks = F.interpolate(low, size=image_hw, mode="bilinear", align_corners=False) > 0
-        masks_np = masks.cpu().numpy()
-        low_np = low.clamp(-32.0, 32.0).cpu().numpy()
-        scores_np = scores.cpu().numpy()
-        if not multimask:
-            masks_np, low_np, scores_np = masks_np[:, 0], low_np[:, 0], scores_np[:, 0]
-        return PromptResult(
-            masks=masks_np, scores=scores_np, low_res_logits=low_np, object_scores=obj.cpu().numpy()
-        )
+        masks_np = upsample_masks(low, image_hw)
+        return prompt_result(masks_np, scores, low.clamp(-32.0, 32.0), multimask, obj)
 
     def predict(
         self,

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from samgap_lib.data.types import check_image
 
 from .base import ConceptPrediction, Exemplars, concept_prompts
 from .loading import autocast, autocast_dtype, resolve_device
+from .upsample import upsample_masks
 
 __all__ = ["HFConceptSegmenter", "empty_prediction", "select_instances"]
 
@@ -74,15 +74,10 @@ def select_instances(
     h, w = image_hw
     scale = torch.tensor([w, h, w, h], dtype=torch.float32, device=boxes_xyxy_norm.device)
     boxes = boxes_xyxy_norm[keep].float() * scale
-    up = F.interpolate(
-        mask_logits[keep][:, None].float(), size=(h, w), mode="bilinear", align_corners=False
-    )
-    cut = float(
-        np.log(mask_threshold / (1.0 - mask_threshold))
-    )  # sigmoid(x) > t  <=>  x > logit(t)
+    cut = float(np.log(mask_threshold / (1.0 - mask_threshold)))  # sigmoid(x) > t <=> x > logit(t)
     return ConceptPrediction(
         phrase=phrase,
-        masks=(up[:, 0] > cut).cpu().numpy(),
+        masks=upsample_masks(mask_logits[keep], (h, w), cut),
         boxes=boxes.cpu().numpy(),
         scores=scores[keep].cpu().numpy().astype(np.float32),
         presence=pres,

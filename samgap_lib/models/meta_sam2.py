@@ -19,7 +19,15 @@ import torch
 
 from samgap_lib.data.types import check_image
 
-from .base import CheckedPrompts, PromptResult, check_prompts
+from .base import (
+    CheckedPrompts,
+    PromptResult,
+    check_prompts,
+    concat_results,
+    objects_per_call,
+    prompt_result,
+    split_prompts,
+)
 from .loading import (
     CheckpointMismatchError,
     CheckpointNotFoundError,
@@ -29,6 +37,7 @@ from .loading import (
     resolve_device,
     resolve_source,
 )
+from .upsample import upsample_masks
 
 __all__ = [
     "MetaSam2PromptSegmenter",
@@ -204,6 +213,12 @@ def _feat_sizes(image_size: int) -> list[tuple[int, int]]:
     return [(image_size // 4,) * 2, (image_size // 8,) * 2, (image_size // 16,) * 2]
 
 
+def _low_res_only(masks: torch.Tensor, orig_hw: Any) -> torch.Tensor:
+    """Stands in for ``SAM2Transforms.postprocess_masks`` on one predictor instance, for one
+    call: the logits stay at low resolution and `upsample_masks` resizes them (same masks)."""
+    return masks
+
+
 class MetaSam2PromptSegmenter:
     """Geometric prompts on Meta's ``SAM2ImagePredictor``.
 
@@ -228,6 +243,7 @@ class MetaSam2PromptSegmenter:
         self.amp_dtype = autocast_dtype(self.device, use_autocast)
         self.input_size = int(model.image_size)
         self.name = "sam2"
+        self.objects_per_call = objects_per_call(self.device)
 
     def set_image(self, image: np.ndarray) -> None:
         """Encode ``image`` (``(H, W, 3)`` uint8 RGB) once."""
@@ -236,41 +252,39 @@ class MetaSam2PromptSegmenter:
             self.predictor.set_image(image)
 
     def _decode(self, prompts: CheckedPrompts, multimask: bool, img_idx: int = -1) -> PromptResult:
+        sparse = prompts.points is not None or prompts.boxes is not None
+        # mask-only prompts go one by one: Meta's decoder repeats the image only for sparse ones
+        group = (self.objects_per_call or prompts.n) if sparse else 1
+        if prompts.n > group:
+            return concat_results(
+                [self._decode(p, multimask, img_idx) for p in split_prompts(prompts, group)]
+            )
         pred = self.predictor
-        pts = None if prompts.points is None else prompts.points
-        mask_in = None if prompts.mask_input is None else prompts.mask_input
         mask_t, coords, labels, box = pred._prep_prompts(
-            pts, prompts.labels, prompts.boxes, mask_in, True, img_idx=img_idx
+            prompts.points, prompts.labels, prompts.boxes, prompts.mask_input, True, img_idx=img_idx
         )
-        if coords is None and box is None and prompts.n > 1:
-            # mask-only prompts: Meta's decoder repeats the image only for sparse prompts
-            parts = [
-                self._decode(
-                    CheckedPrompts(1, None, None, None, prompts.mask_input[i : i + 1]),
-                    multimask,
-                    img_idx,
-                )
-                for i in range(prompts.n)
-            ]
-            return PromptResult(
-                masks=np.concatenate([p.masks for p in parts]),
-                scores=np.concatenate([p.scores for p in parts]),
-                low_res_logits=np.concatenate([p.low_res_logits for p in parts]),
-                object_scores=np.concatenate([p.object_scores for p in parts]),
-            )
+        post = pred._transforms
+        fast = not (post.max_hole_area > 0 or post.max_sprinkle_area > 0)
         with torch.inference_mode(), autocast(self.device, self.amp_dtype):
-            masks, scores, low = pred._predict(
-                coords, labels, box, mask_t, multimask_output=multimask, img_idx=img_idx
-            )
-        masks_np = masks.cpu().numpy()
-        scores_np = scores.float().cpu().numpy()
-        low_np = low.float().cpu().numpy()
-        if not multimask:
-            masks_np, scores_np, low_np = masks_np[:, 0], scores_np[:, 0], low_np[:, 0]
-        nan = np.full(prompts.n, np.nan, np.float32)
-        return PromptResult(
-            masks=masks_np, scores=scores_np, low_res_logits=low_np, object_scores=nan
-        )
+            if fast:  # the predictor's resize is plain bilinear: do it crop by crop instead
+                post.postprocess_masks = _low_res_only
+            try:
+                masks, scores, low = pred._predict(
+                    coords,
+                    labels,
+                    box,
+                    mask_t,
+                    multimask_output=multimask,
+                    return_logits=fast,
+                    img_idx=img_idx,
+                )
+            finally:
+                post.__dict__.pop("postprocess_masks", None)
+        if fast:
+            masks_np = upsample_masks(masks, pred._orig_hw[img_idx], pred.mask_threshold)
+        else:  # hole filling / sprinkle removal configured: the official path
+            masks_np = masks.cpu().numpy()
+        return prompt_result(masks_np, scores, low, multimask)
 
     def predict(
         self,

@@ -1,19 +1,33 @@
-"""`ConceptSegmenter` on Meta's ``sam3`` package, on CPU through `meta_sam3_cpu`.
+"""`ConceptSegmenter` and `PromptSegmenter` on Meta's ``sam3`` package, on CPU through
+`meta_sam3_cpu`.
 
-Meta's ``Sam3Processor.set_text_prompt`` takes one phrase per call. The detector itself is
-batched over "find queries" (``FindStage(img_ids, text_ids)``), so here every phrase of a call
-runs in one ``forward_grounding`` that shares the image features: text encoded as one batch,
-``img_ids = 0`` for all, ``text_ids = 0..P-1``, exemplar boxes padded and masked.
+Concept role: Meta's ``Sam3Processor.set_text_prompt`` takes one phrase per call. The detector
+itself is batched over "find queries" (``FindStage(img_ids, text_ids)``), so here every phrase of
+a call runs in one ``forward_grounding`` that shares the image features: text encoded as one
+batch, ``img_ids = 0`` for all, ``text_ids = 0..P-1``, exemplar boxes padded and masked.
 
-Tiny checkpoints: `write_tiny_meta_sam3` swaps the private ``_create_*`` factories of
-``sam3.model_builder`` (scoped) for small versions and saves the state dict with Meta's
-``detector.`` key prefix, plus a ``.samgap.json`` with the dimensions.
+Tracker role (points, boxes, mask logits): Meta's ``Sam3Image.predict_inst`` path, i.e. the
+model built with ``enable_inst_interactivity=True``, whose ``SAM3InteractiveImagePredictor``
+decodes from the detector backbone's SAM2-style neck (``sam2_backbone_out``).
+`MetaSam3TrackerSegmenter` encodes an image once with Meta's ``Sam3Processor.set_image`` and
+decodes all objects of a call in grouped mask-decoder calls (``_prep_prompts`` + ``_predict``).
+Meta builds that tracker for 1008 px only (``build_tracker(image_size=1008)``, predictor
+``_bb_feat_sizes`` fixed to 288/144/72); `build_meta_sam3` builds it at the model's resolution
+(`tracker_feat_sizes`).
+
+Checkpoints follow Meta's ``sam3.pt``: ``detector.*`` keys for ``Sam3Image`` and ``tracker.*``
+for the tracker (loaded as ``inst_interactive_predictor.model.*``, as Meta's ``_load_checkpoint``
+does). Tiny checkpoints: `write_tiny_meta_sam3` swaps the private ``_create_*`` factories of
+``sam3.model_builder`` (scoped) for small versions and saves both parts, plus a ``.samgap.json``
+with the dimensions.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,16 +37,30 @@ import torch
 
 from samgap_lib.data.types import check_image
 
-from .base import ConceptPrediction, Exemplars, concept_prompts
+from .base import (
+    CheckedPrompts,
+    ConceptPrediction,
+    Exemplars,
+    PromptResult,
+    check_prompts,
+    concat_results,
+    concept_prompts,
+    objects_per_call,
+    prompt_result,
+    split_prompts,
+)
 from .hf_sam3 import select_instances, xyxy_to_cxcywh_norm
 from .loading import (
     CheckpointMismatchError,
     CheckpointNotFoundError,
+    autocast,
+    autocast_dtype,
     is_hub_id,
     resolve_device,
     resolve_source,
 )
 from .meta_sam3_cpu import init_uninitialised_text_params, patched, sam3_cpu_compat
+from .upsample import upsample_masks
 
 __all__ = [
     "META_SAM3_VIDEO_UNSUPPORTED",
@@ -41,6 +69,7 @@ __all__ = [
     "build_meta_sam3",
     "default_bpe_path",
     "load_meta_sam3",
+    "tracker_feat_sizes",
     "write_tiny_meta_sam3",
 ]
 
@@ -50,13 +79,11 @@ META_SAM3_VIDEO_UNSUPPORTED = (
     ".cuda() in sam3/model/io_utils.py, so it cannot run on CPU. Use backend='transformers' "
     "(Sam3VideoModel) for SAM3 video, or run the Meta backend on a CUDA machine with sam3 directly."
 )
-META_SAM3_TRACKER_UNSUPPORTED = (
-    "Meta's SAM3 point/box prompts (Sam3Image.predict_inst, enable_inst_interactivity=True) are "
-    "hard-wired to 1008 px (the tracker's feature sizes are fixed in sam3.model_builder."
-    "build_tracker), so they cannot run on the reduced-resolution tiny/CPU models; use "
-    "backend='transformers' (Sam3TrackerModel) for role='tracker'."
-)
 SIDE_CAR = ".samgap.json"
+# where Meta's Sam3Image keeps the tracker (``tracker.*`` in sam3.pt) and the SAM2-style neck
+# the tracker decodes from (a detector part, used by nothing else)
+TRACKER_PREFIX = "inst_interactive_predictor.model."
+SAM2_NECK_PREFIX = "backbone.vision_backbone.sam2_convs."
 
 TINY_DIMS = {
     "resolution": 112,
@@ -70,6 +97,7 @@ TINY_DIMS = {
     "ffn": 64,
     "heads": 2,
     "num_queries": 10,
+    "mem_dim": 16,  # tracker memory width (Meta: 64); the tracker's other widths are d_model
 }
 
 
@@ -286,18 +314,132 @@ def _tiny_factories(dims: Mapping[str, int]) -> dict[str, Any]:
     }
 
 
+def tracker_feat_sizes(resolution: int) -> list[tuple[int, int]]:
+    """Sizes of the three feature maps the SAM3 tracker decodes from at ``resolution`` px: the
+    SAM2-style neck upsamples the 14-px patch grid 4x, 2x and 1x (288, 144, 72 at 1008 px,
+    Meta's hard-wired ``SAM3InteractiveImagePredictor._bb_feat_sizes``)."""
+    grid = int(resolution) // 14
+    return [(4 * grid,) * 2, (2 * grid,) * 2, (grid,) * 2]
+
+
+def _tracker_factories(dims: Mapping[str, int] | None) -> dict[str, Any]:
+    """Replacements in ``sam3.model_builder`` for building the tracker of
+    ``build_sam3_image_model(enable_inst_interactivity=True)``.
+
+    Always: ``Sam3TrackerPredictor`` is wrapped so that the CUDA bf16 autocast its ``__init__``
+    enters and never leaves (``self.bf16_context.__enter__()``) is left again right away; it
+    would otherwise stay on for the rest of the thread. With ``dims``: Meta's ``build_tracker``
+    is kept, but the predictor gets ``image_size=dims["resolution"]`` and the memory encoder /
+    memory attention are built at the model's widths and feature sizes (Meta: 1008 px, 256/64
+    wide). The prompt encoder and mask decoder follow ``image_size`` and the model width by
+    themselves (``Sam3TrackerBase._build_sam_heads``).
+    """
+    import sam3.model_builder as mb
+
+    tracker_cls = mb.Sam3TrackerPredictor  # the class, before any patching
+
+    def tracker(**kwargs: Any) -> Any:
+        if dims is not None:
+            kwargs["image_size"] = int(dims["resolution"])
+        model = tracker_cls(**kwargs)
+        ctx = getattr(model, "bf16_context", None)
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
+        return model
+
+    out: dict[str, Any] = {"Sam3TrackerPredictor": tracker}
+    if dims is None:
+        return out
+    d, ffn, res, mem = dims["d_model"], dims["ffn"], dims["resolution"], dims["mem_dim"]
+    grid = res // 14
+
+    def maskmem_backbone() -> Any:
+        return mb.SimpleMaskEncoder(
+            out_dim=mem,
+            position_encoding=mb.PositionEmbeddingSine(
+                num_pos_feats=mem,
+                normalize=True,
+                scale=None,
+                temperature=10000,
+                precompute_resolution=res,
+            ),
+            mask_downsampler=mb.SimpleMaskDownSampler(
+                embed_dim=d, kernel_size=3, stride=2, padding=1, interpol_size=[16 * grid] * 2
+            ),
+            fuser=mb.SimpleFuser(
+                layer=mb.CXBlock(
+                    dim=d, kernel_size=7, padding=3, layer_scale_init_value=1.0e-06, use_dwconv=True
+                ),
+                num_layers=1,
+            ),
+            in_dim=d,
+        )
+
+    def rope(**kwargs: Any) -> Any:
+        return mb.RoPEAttention(
+            embedding_dim=d,
+            num_heads=1,
+            downsample_rate=1,
+            dropout=0.0,
+            rope_theta=10000.0,
+            feat_sizes=[grid, grid],
+            use_fa3=False,
+            use_rope_real=False,
+            **kwargs,
+        )
+
+    def tracker_transformer() -> Any:
+        layer = mb.TransformerDecoderLayerv2(
+            cross_attention_first=False,
+            activation="relu",
+            dim_feedforward=ffn,
+            dropout=0.0,
+            pos_enc_at_attn=False,
+            pre_norm=True,
+            self_attention=rope(),
+            d_model=d,
+            pos_enc_at_cross_attn_keys=True,
+            pos_enc_at_cross_attn_queries=False,
+            cross_attention=rope(kv_in_dim=mem, rope_k_repeat=True),
+        )
+        encoder = mb.TransformerEncoderCrossAttention(
+            remove_cross_attention_layers=[],
+            batch_first=True,
+            d_model=d,
+            frozen=False,
+            pos_enc_at_input=True,
+            layer=layer,
+            num_layers=1,
+            use_act_checkpoint=False,
+        )
+        return mb.TransformerWrapper(encoder=encoder, decoder=None, d_model=d)
+
+    out["_create_tracker_maskmem_backbone"] = maskmem_backbone
+    out["_create_tracker_transformer"] = tracker_transformer
+    return out
+
+
 def build_meta_sam3(
     device: str | torch.device = "cpu",
     bpe_path: str | None = None,
     dims: Mapping[str, int] | None = None,
+    tracker: bool = False,
 ) -> Any:
     """Meta's ``build_sam3_image_model`` without weights, on any device (CPU via the compat
-    layer); ``dims`` builds a reduced variant by swapping the private factories (scoped)."""
+    layer); ``dims`` builds a reduced variant by swapping the private factories (scoped).
+
+    ``tracker`` adds the point/box tracker (``enable_inst_interactivity=True``: the SAM2-style
+    neck and ``inst_interactive_predictor``), built at the model's resolution with the
+    predictor's feature sizes from `tracker_feat_sizes`, so Meta's own ``predict_inst`` runs on
+    it too.
+    """
     import sam3.model_builder as mb
 
     dev = resolve_device(device)
     bpe = bpe_path or default_bpe_path()
     factories = _tiny_factories(dims) if dims is not None else {}
+    if tracker:
+        factories.update(_tracker_factories(dims))
     with sam3_cpu_compat(), patched(mb, **factories):
         model = mb.build_sam3_image_model(
             bpe_path=bpe,
@@ -306,23 +448,35 @@ def build_meta_sam3(
             checkpoint_path=None,
             load_from_HF=False,
             enable_segmentation=True,
-            enable_inst_interactivity=False,
+            enable_inst_interactivity=tracker,
         )
+    if tracker:
+        res = int(dims["resolution"]) if dims is not None else 1008
+        model.inst_interactive_predictor._bb_feat_sizes = tracker_feat_sizes(res)
     return model.to(dev).eval()
 
 
 def write_tiny_meta_sam3(folder: str | os.PathLike, seed: int = 0) -> Path:
-    """Write a tiny random Meta SAM3 (``sam3_tiny.pt`` + ``sam3_tiny.samgap.json``); returns the .pt."""
+    """Write a tiny random Meta SAM3 (``sam3_tiny.pt`` + ``sam3_tiny.samgap.json``); returns the .pt.
+
+    Laid out like Meta's ``sam3.pt``: the image model under ``detector.`` (SAM2-style neck
+    included) and the point/box tracker under ``tracker.``, so both roles load from it.
+    """
     from .tiny import reinit_pytorch_default
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = build_meta_sam3("cpu", dims=TINY_DIMS)
+    model = build_meta_sam3("cpu", dims=TINY_DIMS, tracker=True)
     reinit_pytorch_default(model)
     init_uninitialised_text_params(model, seed)
     ckpt = folder / "sam3_tiny.pt"
-    sd = {f"detector.{k}": v for k, v in model.state_dict().items()}
+    sd = {
+        f"tracker.{k.removeprefix(TRACKER_PREFIX)}"
+        if k.startswith(TRACKER_PREFIX)
+        else f"detector.{k}": v
+        for k, v in model.state_dict().items()
+    }
     torch.save({"model": sd}, ckpt)
     (folder / ("sam3_tiny" + SIDE_CAR)).write_text(
         json.dumps({"dims": TINY_DIMS, "seed": seed}, indent=1)
@@ -330,8 +484,11 @@ def write_tiny_meta_sam3(folder: str | os.PathLike, seed: int = 0) -> Path:
     return ckpt
 
 
-def _read_state(ckpt: Path) -> dict[str, torch.Tensor]:
-    """The detector state dict of a Meta SAM3 checkpoint (``detector.`` prefix removed)."""
+def _read_state(ckpt: Path, tracker: bool = False) -> dict[str, torch.Tensor]:
+    """The ``Sam3Image`` state dict of a Meta SAM3 checkpoint: ``detector.`` prefix removed;
+    with ``tracker`` also the ``tracker.*`` weights as ``inst_interactive_predictor.model.*``
+    (Meta's ``_load_checkpoint`` mapping), without it the tracker and the detector's SAM2-style
+    neck (used only by the tracker) left out."""
     try:
         raw = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors have many types
@@ -348,7 +505,21 @@ def _read_state(ckpt: Path) -> dict[str, torch.Tensor]:
             f"{ckpt} is not a Meta SAM3 checkpoint: its weights are missing the SAM3 text encoder "
             "(backbone.language_backbone.*). SAM2 checkpoints go to load_sam2; set the path to sam3.pt."
         )
-    return sd
+    if not tracker:
+        return {k: v for k, v in sd.items() if not k.startswith(SAM2_NECK_PREFIX)}
+    trk = {
+        TRACKER_PREFIX + k.removeprefix("tracker."): v
+        for k, v in raw.items()
+        if k.startswith("tracker.")
+    }
+    if not trk or not any(k.startswith(SAM2_NECK_PREFIX) for k in sd):
+        raise CheckpointMismatchError(
+            f"{ckpt} has no SAM3 tracker weights (tracker.* and detector.{SAM2_NECK_PREFIX}*), so "
+            "role='tracker' cannot run on it. Load it with role='concept', or for points/boxes use "
+            "Meta's full sam3.pt (source='facebook/sam3') or a checkpoint written by "
+            "write_tiny_meta_sam3, which both carry the tracker."
+        )
+    return {**sd, **trk}
 
 
 def _load_state(model: Any, sd: dict[str, torch.Tensor], ckpt: Path) -> None:
@@ -373,11 +544,15 @@ def load_meta_sam3(
     bpe_path: str | os.PathLike | None = None,
     revision: str | None = None,
     token: str | bool | None = None,
+    tracker: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """Meta's SAM3 image model from a hub id (``facebook/sam3`` -> ``sam3.pt``), folder or .pt.
 
-    Returns the model and ``info`` (``resolution``, ``dims``, ``checkpoint``). Unlike Meta's
-    loader, missing or unexpected weights raise instead of printing.
+    ``tracker`` also builds and loads the point/box tracker (``inst_interactive_predictor``,
+    from the checkpoint's ``tracker.*`` weights; a checkpoint without them raises
+    `CheckpointMismatchError`). Returns the model and ``info`` (``resolution``, ``dims``,
+    ``checkpoint``). Unlike Meta's loader, missing or unexpected weights raise instead of
+    printing.
     """
     if is_hub_id(source):
         ckpt = resolve_source(source, filename="sam3.pt", revision=revision, token=token).path
@@ -392,10 +567,15 @@ def load_meta_sam3(
                 )
             path = pts[0]
         ckpt = path
-    sd = _read_state(ckpt)
+    sd = _read_state(ckpt, tracker=tracker)
     side = ckpt.with_name(ckpt.stem + SIDE_CAR)
     dims = json.loads(side.read_text()).get("dims") if side.is_file() else None
-    model = build_meta_sam3(device, None if bpe_path is None else os.fspath(bpe_path), dims)
+    if tracker and dims is not None and "mem_dim" not in dims:
+        raise CheckpointMismatchError(
+            f"{side} lacks the tracker's 'mem_dim'; rewrite the checkpoint with write_tiny_meta_sam3."
+        )
+    bpe = None if bpe_path is None else os.fspath(bpe_path)
+    model = build_meta_sam3(device, bpe, dims, tracker=tracker)
     _load_state(model, sd, ckpt)
     info = {
         "resolution": int(dims["resolution"]) if dims else 1008,
@@ -561,15 +741,197 @@ class MetaSam3ConceptSegmenter:
             return self.processor.set_text_prompt(phrase, self._state)
 
 
+def _can_fill_holes(device: torch.device) -> bool:
+    """Whether Meta's mask hole filling can run: ``sam3.perflib.connected_components`` labels
+    components with cc_torch or triton on CUDA and with scikit-image elsewhere."""
+    if device.type == "cuda":
+        return True
+    return importlib.util.find_spec("skimage") is not None
+
+
 class MetaSam3TrackerSegmenter:
-    """Placeholder for Meta's SAM3 point/box prompts: see `META_SAM3_TRACKER_UNSUPPORTED`."""
+    """Geometric prompts (points, boxes, mask logits) on Meta's SAM3 tracker, the model behind
+    ``Sam3Image.predict_inst``; all objects of a call decoded together.
+
+    Parameters
+    ----------
+    model
+        Meta ``Sam3Image`` with its tracker, at any resolution (`load_meta_sam3` /
+        `build_meta_sam3` with ``tracker=True``).
+    info
+        ``{"resolution": ...}`` from `load_meta_sam3`; checked against the tracker's size.
+    use_autocast
+        bfloat16 autocast on CUDA.
+
+    Masks are Meta's: the predictor's hole filling (``_transforms.max_hole_area``, 256 low-res
+    pixels) on the low-res logits, a bilinear resize to the image (`upsample_masks`, the same
+    masks as Meta's ``F.interpolate``) and the predictor's ``mask_threshold``. On CPU the hole
+    filling needs scikit-image; without it Meta's predictor skips it with a warning on every
+    call, and this class skips it too (one warning). ``object_scores`` are the mask decoder's
+    object-presence logits.
+    """
 
     backend = "meta"
 
-    def __init__(self, model: Any, info: Mapping[str, Any] | None = None) -> None:
-        if int((info or {}).get("resolution", 1008)) != 1008:
-            raise NotImplementedError(META_SAM3_TRACKER_UNSUPPORTED)
-        raise NotImplementedError(
-            "Meta SAM3 tracker role is not wrapped by samgap yet (it needs enable_inst_interactivity="
-            "True at 1008 px, ~35 s per image on CPU); use backend='transformers' for role='tracker'."
+    def __init__(
+        self, model: Any, info: Mapping[str, Any] | None = None, use_autocast: bool = True
+    ) -> None:
+        from sam3.model.sam3_image_processor import Sam3Processor
+
+        pred = getattr(model, "inst_interactive_predictor", None)
+        if pred is None:
+            raise ValueError(
+                "this SAM3 model has no tracker (inst_interactive_predictor): build or load it "
+                "with tracker=True (load_sam3(..., backend='meta', role='tracker'))."
+            )
+        self.model = model.eval()
+        self.predictor = pred
+        self.device = next(model.parameters()).device
+        self.input_size = int(pred.model.image_size)
+        res = int((info or {}).get("resolution", self.input_size))
+        if res != self.input_size:
+            raise ValueError(
+                f"the model runs at {res} px but its tracker was built for {self.input_size} px; "
+                "build both with build_meta_sam3(..., tracker=True)."
+            )
+        self.name = "sam3-tracker"
+        self.amp_dtype = autocast_dtype(self.device, use_autocast)
+        self.objects_per_call = objects_per_call(self.device)
+        post = pred._transforms
+        self.fill_holes = post.max_hole_area > 0 or post.max_sprinkle_area > 0
+        if self.fill_holes and not _can_fill_holes(self.device):
+            warnings.warn(
+                "Meta's SAM3 tracker fills small mask holes with scikit-image on CPU, which is not "
+                "installed: skipping it as Meta's predictor does (pip install scikit-image to "
+                "enable it).",
+                UserWarning,
+                stacklevel=2,
+            )
+            self.fill_holes = False
+        with sam3_cpu_compat():
+            # the official processor: Meta's image transform and backbone call
+            self.processor = Sam3Processor(
+                model, resolution=self.input_size, device=str(self.device)
+            )
+        self._features: dict[str, Any] | None = None
+        self._orig_hw: list[tuple[int, int]] = []
+
+    def _tracker_features(self, sam2_out: Mapping[str, Any]) -> dict[str, Any]:
+        """The predictor's ``_features`` from ``sam2_backbone_out``, as ``Sam3Image.predict_inst``
+        builds them on every call (here once per image; sizes read from the features)."""
+        trk = self.predictor.model
+        _, feats, _, sizes = trk._prepare_backbone_features(sam2_out)
+        feats[-1] = feats[-1] + trk.no_mem_embed
+        b = feats[-1].shape[1]
+        maps = [f.permute(1, 2, 0).reshape(b, -1, *hw) for f, hw in zip(feats, sizes, strict=True)]
+        return {"image_embed": maps[-1], "high_res_feats": maps[:-1]}
+
+    def _encode(self, images: Sequence[np.ndarray]) -> dict[str, Any]:
+        from PIL import Image
+
+        pil = [Image.fromarray(im) for im in images]  # Meta misreads numpy HWC sizes
+        with torch.inference_mode(), sam3_cpu_compat(), autocast(self.device, self.amp_dtype):
+            if len(pil) == 1:
+                state = self.processor.set_image(pil[0])
+            else:
+                state = self.processor.set_image_batch(pil)
+            return self._tracker_features(state["backbone_out"]["sam2_backbone_out"])
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Encode ``image`` (``(H, W, 3)`` uint8 RGB) once with Meta's ``Sam3Processor``."""
+        image = check_image(image)
+        self._features = self._encode([image])
+        self._orig_hw = [(int(image.shape[0]), int(image.shape[1]))]
+
+    def _low_res_postprocess(self, masks: torch.Tensor, orig_hw: Any) -> torch.Tensor:
+        """Stands in for ``postprocess_masks`` during one call: Meta's hole filling on the
+        low-res logits (its resize to their own size is the identity); `upsample_masks` resizes."""
+        if not self.fill_holes:
+            return masks
+        post = self.predictor._transforms
+        return type(post).postprocess_masks(post, masks, tuple(masks.shape[-2:]))
+
+    def _decode(
+        self,
+        prompts: CheckedPrompts,
+        multimask: bool,
+        feats: dict[str, Any],
+        orig_hw: list[tuple[int, int]],
+        img_idx: int = 0,
+    ) -> PromptResult:
+        sparse = prompts.points is not None or prompts.boxes is not None
+        # mask-only prompts go one by one: Meta's decoder repeats the image only for sparse ones
+        group = (self.objects_per_call or prompts.n) if sparse else 1
+        if prompts.n > group:
+            parts = split_prompts(prompts, group)
+            return concat_results(
+                [self._decode(p, multimask, feats, orig_hw, img_idx) for p in parts]
+            )
+        pred = self.predictor
+        post = pred._transforms
+        obj: list[torch.Tensor] = []
+        hook = pred.model.sam_mask_decoder.register_forward_hook(
+            lambda _mod, _inp, out: obj.append(out[3])  # (masks, iou, tokens, object logits)
         )
+        saved = (pred._features, pred._orig_hw, pred._is_image_set)
+        pred._features, pred._orig_hw, pred._is_image_set = feats, orig_hw, True
+        post.postprocess_masks = self._low_res_postprocess
+        try:
+            with torch.inference_mode(), autocast(self.device, self.amp_dtype):
+                mask_t, coords, labels, box = pred._prep_prompts(
+                    prompts.points,
+                    prompts.labels,
+                    prompts.boxes,
+                    prompts.mask_input,
+                    True,
+                    img_idx=img_idx,
+                )
+                masks, scores, low = pred._predict(
+                    coords,
+                    labels,
+                    box,
+                    mask_t,
+                    multimask_output=multimask,
+                    return_logits=True,
+                    img_idx=img_idx,
+                )
+        finally:
+            hook.remove()
+            post.__dict__.pop("postprocess_masks", None)
+            pred._features, pred._orig_hw, pred._is_image_set = saved
+        masks_np = upsample_masks(masks, orig_hw[img_idx], pred.mask_threshold)
+        obj_logits = obj[0].float().reshape(prompts.n, -1)[:, 0]
+        return prompt_result(masks_np, scores, low, multimask, obj_logits)
+
+    def predict(
+        self,
+        points: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        boxes: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask: bool = True,
+    ) -> PromptResult:
+        """Same contract as `HFPromptSegmenter.predict` (objects decoded in groups of
+        ``objects_per_call``; mask-only prompts one by one)."""
+        if self._features is None:
+            raise RuntimeError("no image set: call set_image(image) first.")
+        prompts = check_prompts(points, point_labels, boxes, mask_input)
+        return self._decode(prompts, multimask, self._features, self._orig_hw)
+
+    def predict_batch(
+        self,
+        images: Sequence[np.ndarray],
+        prompts: Sequence[Mapping[str, Any]],
+        multimask: bool = True,
+    ) -> list[PromptResult]:
+        """Encode the images as one batch (``Sam3Processor.set_image_batch``), then decode each
+        image's prompts; the image set with `set_image` stays set."""
+        if len(images) != len(prompts):
+            raise ValueError(f"{len(images)} images but {len(prompts)} prompt sets.")
+        if not images:
+            return []
+        checked = [check_image(im, what=f"image {i}") for i, im in enumerate(images)]
+        parsed = [check_prompts(**pr) for pr in prompts]
+        feats = self._encode(checked)
+        hw = [(int(im.shape[0]), int(im.shape[1])) for im in checked]
+        return [self._decode(p, multimask, feats, hw, img_idx=i) for i, p in enumerate(parsed)]

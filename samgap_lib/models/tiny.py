@@ -12,8 +12,11 @@ folder                 contents                                                 
 ``hf-sam2-video``      ``Sam2VideoModel`` + ``Sam2VideoProcessor``               load_sam2(role="video")
 ``hf-sam3-video``      ``Sam3VideoModel`` + ``Sam3VideoProcessor``               load_sam3(role="video")
 ``meta-sam2``          Meta ``SAM2Base`` state dict (.pt) + config (.json)       load_sam2(backend="meta")
-``meta-sam3``          Meta SAM3 image model state dict (.pt) + config (.json)   load_sam3(backend="meta")
+``meta-sam3``          Meta SAM3 detector + tracker state dict (.pt) + .json     load_sam3(backend="meta")
 =====================  =======================================================  ==============
+
+``meta-sam3`` is laid out like Meta's ``sam3.pt`` (``detector.*`` and ``tracker.*`` weights), so
+it loads for ``role="concept"`` and ``role="tracker"``.
 
 Every model runs a forward on CPU in well under 0.1 s. The CLIP tokenizer is built offline over
 the 512 byte-level symbols (no BPE merges), so no file has to be downloaded.

@@ -4,7 +4,8 @@ From scratch, four things from the CPU prototype (REFERENCE.md, "Training tiny S
 scratch") are applied here: PyTorch-default re-initialisation (transformers' init leaves the
 SAM decoders' mask logits near zero), the image-grid and prompt positional encodings tied,
 ``mask_input_channels >= 32`` and ``dynamic_multimask_via_stability`` off. For SAM3 the query
-reference boxes start spread on a regular grid.
+reference boxes start spread on a regular grid, and the decoder's box relative-position bias
+starts as a locality prior (`init_box_rpb_locality`); without it the detector does not learn.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "count_params",
     "tie_positional_encodings",
     "grid_reference_boxes",
+    "init_box_rpb_locality",
 ]
 
 SAM2_ARCHS = ("orchard-m", "orchard-s")
@@ -85,7 +87,9 @@ def sam3_config(arch: str = "orchard-s", size: int = 224, vocab_size: int = 514)
 
     ``orchard-s``: ViT 64 x 2 layers, FPN scales [4, 2, 1, 0.5] (the model drops the last,
     so masks come out at 4x the patch grid: 64x64 at 224 px), DETR encoder 1 layer, decoder 2
-    layers, hidden 64, 16 queries, text encoder 2 layers of 32; dropout 0.
+    layers, hidden 64, 36 queries (a 6 x 6 grid of reference boxes: up to 12 apples per image,
+    often touching, need more than the 16 of a 4 x 4 grid), text encoder 2 layers of 32;
+    dropout 0.
     ``orchard-xs``: the same with masks at 2x the grid (scales [2, 1, 0.5]), about twice as fast.
     """
     from transformers import Sam3Config
@@ -145,7 +149,7 @@ def sam3_config(arch: str = "orchard-s", size: int = 224, vocab_size: int = 514)
         geometry_encoder_config=Sam3GeometryEncoderConfig(num_layers=1, dropout=0.0, **small),
         detr_encoder_config=Sam3DETREncoderConfig(num_layers=1, dropout=0.0, **small),
         detr_decoder_config=Sam3DETRDecoderConfig(
-            num_layers=2, num_queries=16, dropout=0.0, **small
+            num_layers=2, num_queries=36, dropout=0.0, **small
         ),
         mask_decoder_config=Sam3MaskDecoderConfig(
             hidden_size=hidden, num_upsampling_stages=len(scales) - 1, dropout=0.0
@@ -170,6 +174,36 @@ def grid_reference_boxes(n_queries: int, size: float | None = None) -> torch.Ten
         boxes.append([(c + 0.5) / k, (r + 0.5) / k, side, side])
     b = torch.tensor(boxes).clamp(1e-3, 1 - 1e-3)
     return torch.log(b / (1 - b))
+
+
+def init_box_rpb_locality(model: Any, strength: tuple[float, float] = (2.0, 20.0)) -> None:
+    """Start SAM3's box relative-position bias (RPB) as a locality prior: each decoder query
+    attends mostly inside its reference box.
+
+    The RPB turns, per axis, the log-scaled distances of a feature-grid coordinate to the box's
+    two edges ``(d0, d1)`` into one bias per head with a 2-layer MLP. Random, it biases nothing,
+    every query attends to the same few tokens and the detector never leaves an
+    image-independent answer (measured: one red square at random positions on a plain
+    background, 1500 steps, classification and box losses flat). Here two hidden units compute
+    ``relu(-d0)`` and ``relu(d1)`` (how far the coordinate lies outside the box) and every head
+    subtracts them times its own strength, geometrically spaced over ``strength`` so heads
+    range from broad to sharp. The other hidden units keep their random first layer and start
+    with zero output weights, free to learn.
+    """
+    dec = model.detr_decoder
+    heads = int(dec.box_rpb_embed_x.layer2.out_features)
+    lo, hi = strength
+    betas = torch.tensor(
+        [lo * (hi / lo) ** (i / max(1, heads - 1)) for i in range(heads)], dtype=torch.float32
+    )
+    with torch.no_grad():
+        for mlp in (dec.box_rpb_embed_x, dec.box_rpb_embed_y):
+            mlp.layer1.weight[:2] = torch.tensor([[-1.0, 0.0], [0.0, 1.0]])
+            mlp.layer1.bias[:2] = 0.0
+            mlp.layer2.weight.zero_()
+            mlp.layer2.bias.zero_()
+            mlp.layer2.weight[:, 0] = -betas
+            mlp.layer2.weight[:, 1] = -betas
 
 
 def _reinit(model: torch.nn.Module) -> None:
@@ -202,6 +236,7 @@ def _from_scratch(model_kind: str, arch: str, size: int, seed: int) -> tuple[Any
     dec = model.detr_decoder
     with torch.no_grad():
         dec.reference_points.weight.copy_(grid_reference_boxes(dec.reference_points.num_embeddings))
+    init_box_rpb_locality(model)
     mask_hw = int(model.config.vision_config.backbone_feature_sizes[0][0])
     ip = tf.Sam3ImageProcessor(
         size={"height": size, "width": size}, mask_size={"height": mask_hw, "width": mask_hw}

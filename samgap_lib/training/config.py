@@ -46,6 +46,7 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "data.source": ("synthetic", "minneapple"),
     "train.precision": ("auto", "bf16", "fp32"),
     "train.progress": ("auto", True, False),
+    "loss.class_loss": ("iabce", "focal"),
 }
 _UNION: dict[str, tuple[type, ...]] = {"train.progress": (str, bool)}
 _POSITIVE = (
@@ -139,6 +140,14 @@ def _check(value: Any, schema: Any, key: str, where: str) -> None:
         )
 
 
+def _has(d: Mapping[str, Any], dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(d, Mapping) or part not in d:
+            return False
+        d = d[part]
+    return True
+
+
 def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     """Check a full config against the packaged schema of its model; return it as a dict."""
     model = cfg.get("model")
@@ -147,6 +156,8 @@ def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     schema = default_config(model)
     _check(cfg, schema, "", where)
     for key, choices in _CHOICES.items():
+        if not _has(schema, key):  # a key of the other model's config
+            continue
         v = _get(cfg, key)
         if v not in choices:
             raise ConfigError(f"{where}: '{key}' must be one of {list(choices)}, got {v!r}.")

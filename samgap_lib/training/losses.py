@@ -6,9 +6,10 @@ IoU x 1; with several candidate masks the mask loss is that of the best candidat
 focal x w + dice x w), the IoU loss covers every candidate.
 
 SAM3 (DETR style): Hungarian matching of queries to ground-truth instances on a cost of
-class + L1 + GIoU (+ optional mask dice), then sigmoid focal classification over every query,
-L1 and GIoU on matched boxes, BCE on the image-level presence logit, and, with segmentation
-on, focal + dice on the matched masks.
+class + L1 + GIoU (+ optional mask dice), then classification over every query (SAM3's
+IoU-aware BCE, ``sam3/train/loss/loss_fns.py`` ``IABCEMdetr``, or the sigmoid focal loss of
+DETR-family detectors), L1 and GIoU on matched boxes, BCE on the image-level presence logit,
+and, with segmentation on, focal + dice on the matched masks.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ __all__ = [
     "generalized_box_iou",
     "hungarian_match",
     "detr_losses",
+    "box_iou_pairs",
+    "iabce_loss",
 ]
 
 
@@ -144,6 +147,52 @@ def generalized_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     rb_c = torch.max(a[:, None, 2:], b[None, :, 2:])
     hull = (rb_c - lt_c).clamp(min=0).prod(-1)
     return iou - (hull - union) / hull.clamp(min=1e-7)
+
+
+def box_iou_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of xyxy boxes ``a[i]`` and ``b[i]`` (``(N, 4)`` each) -> ``(N,)``."""
+    lt = torch.max(a[:, :2], b[:, :2])
+    rb = torch.min(a[:, 2:], b[:, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    union = box_area(a) + box_area(b) - inter
+    return inter / union.clamp(min=1e-7)
+
+
+def iabce_loss(
+    logits: torch.Tensor,
+    boxes: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    query_idx: torch.Tensor,
+    gt_idx: torch.Tensor,
+    pos_weight: float = 10.0,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+) -> torch.Tensor:
+    """SAM3's IoU-aware classification loss of one (image, phrase) pair, mean over queries.
+
+    As ``IABCEMdetr`` (``sam3/train/loss/loss_fns.py``, released config: ``pos_weight`` 10,
+    ``alpha`` 0.25, ``gamma`` 2): a matched query's target is the soft score
+    ``max(0.01, p^alpha x IoU^(1 - alpha))`` (its own detached probability and the IoU of its
+    box with its instance), its BCE weighted by ``pos_weight``; an unmatched query's target is 0,
+    its BCE weighted by ``p^gamma``. The positive weight is what lets scores of found
+    instances rise above 0.5 while most queries are negatives.
+    """
+    prob = logits.sigmoid()
+    target = torch.zeros_like(logits)
+    soft = torch.zeros_like(logits)
+    if len(query_idx):
+        q = query_idx.to(logits.device)
+        with torch.no_grad():
+            iou = box_iou_pairs(boxes[q].float(), gt_boxes[gt_idx.to(boxes.device)].float())
+            soft[q] = (prob[q].detach() ** alpha * iou ** (1 - alpha)).clamp(min=0.01).to(soft)
+        target[q] = 1.0
+    pos = F.binary_cross_entropy_with_logits(logits, soft, reduction="none") * target * pos_weight
+    neg = (
+        F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        * (1 - target)
+        * prob**gamma
+    )
+    return (pos + neg).mean()
 
 
 # ----------------------------------------------------------------------------- matching

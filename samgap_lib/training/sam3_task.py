@@ -4,8 +4,8 @@ A step takes ``batch_images`` images and ``phrases_per_image`` phrases per image
 plus ones drawn from ``phrases_sampled``, negatives included): one (image, phrase) pair is one
 SA-Co "image" (`samgap_lib.data.to_saco`). Each image is encoded once and shared by its
 phrases; the text encoder runs once per distinct phrase. Queries are matched to the instances
-a phrase denotes (Hungarian, scipy), then: focal classification on every query, L1 + GIoU on
-matched boxes, BCE on the presence logit, optionally on every decoder layer (auxiliary), and
+a phrase denotes (Hungarian, scipy), then: classification on every query (SAM3's IoU-aware
+BCE, or the sigmoid focal loss: ``loss.class_loss``), L1 + GIoU on matched boxes, BCE on the presence logit, optionally on every decoder layer (auxiliary), and
 with segmentation on, focal + dice on matched masks (at most ``max_matched_queries`` per pair).
 """
 
@@ -24,7 +24,7 @@ from samgap_lib.metrics import cgf1, coco_ap, match_detections
 from samgap_lib.prompts.concepts import ORCHARD_ALL
 
 from .data import Pool, normalise
-from .losses import detr_losses, dice_loss, hungarian_match, sigmoid_focal_loss
+from .losses import detr_losses, dice_loss, hungarian_match, iabce_loss, sigmoid_focal_loss
 
 __all__ = ["Pair", "Sam3Task", "concept_of", "evaluate_sam3", "sam3_outputs"]
 
@@ -160,6 +160,20 @@ class Sam3Loss(torch.nn.Module):
                     supervise_class=bool(lc["class_on_negatives"]) or len(gb) > 0,
                 )
                 sfx = "" if last else "_aux"
+                if lc["class_loss"] == "iabce":  # SAM3's own: mean over queries, per pair
+                    supervise = bool(lc["class_on_negatives"]) or len(gb) > 0
+                    cls = iabce_loss(
+                        out["logits"][li, p],
+                        out["boxes"][li, p],
+                        gb,
+                        qi,
+                        gi,
+                        lc["pos_weight"],
+                        alpha,
+                        gamma,
+                    )
+                    sums["class" + sfx] = sums["class" + sfx] + cls * float(supervise) / len(gts)
+                    terms.pop("class")
                 for k, v in terms.items():
                     sums[k + sfx] = sums[k + sfx] + v / n_gt
                 pres = out["presence"][li, p].reshape(())

@@ -40,9 +40,12 @@ def load_concepts(cfg: dict, samples):
     return usable_concepts(samples, ORCHARD_ALL if phrases == "orchard" else phrases)
 
 
-def load_models(cfg: dict, which: tuple[str, ...]) -> tuple[dict, dict]:
+def load_models(
+    cfg: dict, which: tuple[str, ...], fingerprints: dict | None = None
+) -> tuple[dict, dict]:
     """Load the roles named in ``which`` (``sam2``, ``sam3-concept``, ``sam3-tracker``);
-    returns ``(models, provenance)`` with each checkpoint's source and hash."""
+    returns ``(models, provenance)`` with each checkpoint's source and hash.
+    ``fingerprints`` (config key -> `checkpoint_fingerprint`) saves hashing the weights again."""
     from ..models import load_sam2, load_sam3
 
     models, prov = {}, {}
@@ -58,8 +61,9 @@ def load_models(cfg: dict, which: tuple[str, ...]) -> tuple[dict, dict]:
             models[name] = load_sam3(
                 source, backend=spec["backend"], device=cfg["device"], role=role
             )
+        fp = (fingerprints or {}).get(key) or checkpoint_fingerprint(source)
         prov[name] = {
-            **checkpoint_fingerprint(source),
+            **fp,
             "requested": spec["source"],
             "backend": spec["backend"],
         }
@@ -133,17 +137,17 @@ def run_experiment(
         return finished["summary"]  # complete: nothing to recompute, no model to load
     mc = cfg["clicks"]["max_clicks"]
     if experiment == "sam2-baseline":
-        models, prov = load_models(cfg, ("sam2",))
+        models, prov = load_models(cfg, ("sam2",), weights)
         summary = run_clicks(
             samples, models["sam2"], store, mc, cfg["clicks"]["refine"], desc=experiment
         )
     elif experiment == "sam3-tracker":
-        models, prov = load_models(cfg, ("sam3-tracker",))
+        models, prov = load_models(cfg, ("sam3-tracker",), weights)
         summary = run_clicks(
             samples, models["sam3-tracker"], store, mc, cfg["clicks"]["refine"], desc=experiment
         )
     elif experiment == "sam3-concept":
-        models, prov = load_models(cfg, ("sam3-concept",))
+        models, prov = load_models(cfg, ("sam3-concept",), weights)
         models["sam3-concept"].threshold = cfg["concepts"]["threshold"]
         summary = run_concepts(
             samples,
@@ -154,7 +158,7 @@ def run_experiment(
             desc=experiment,
         )
     elif experiment == "hybrid":
-        models, prov = load_models(cfg, ("sam3-concept", "sam2"))
+        models, prov = load_models(cfg, ("sam3-concept", "sam2"), weights)
         models["sam3-concept"].threshold = cfg["concepts"]["threshold"]
         summary = run_hybrid(
             samples, models["sam3-concept"], models["sam2"], concepts, store, desc=experiment

@@ -213,10 +213,47 @@ def _feat_sizes(image_size: int) -> list[tuple[int, int]]:
     return [(image_size // 4,) * 2, (image_size // 8,) * 2, (image_size // 16,) * 2]
 
 
-def _low_res_only(masks: torch.Tensor, orig_hw: Any) -> torch.Tensor:
-    """Stands in for ``SAM2Transforms.postprocess_masks`` on one predictor instance, for one
-    call: the logits stay at low resolution and `upsample_masks` resizes them (same masks)."""
-    return masks
+def decode_low_res(
+    pred: Any,
+    prompts: CheckedPrompts,
+    multimask: bool,
+    img_idx: int = -1,
+    fill_holes: bool | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Meta's own ``_prep_prompts`` + ``_predict`` on a SAM2-style image predictor (SAM2's
+    ``SAM2ImagePredictor``, SAM3's tracker predictor), with the mask logits left at low
+    resolution: ``(logits, scores, clamped low-res logits)``.
+
+    For this one call the predictor's ``postprocess_masks`` runs at the logits' own size, where
+    its resize is the identity, so only its hole filling / sprinkle removal acts (when
+    ``fill_holes``; None: when the predictor is configured for it). Meta fills before it
+    resizes, so `upsample_masks` on the result gives Meta's masks, resized crop by crop.
+    """
+    post = pred._transforms
+    if fill_holes is None:
+        fill_holes = post.max_hole_area > 0 or post.max_sprinkle_area > 0
+
+    def low_res(masks: torch.Tensor, orig_hw: Any) -> torch.Tensor:
+        if not fill_holes:
+            return masks
+        return type(post).postprocess_masks(post, masks, tuple(masks.shape[-2:]))
+
+    post.postprocess_masks = low_res
+    try:
+        mask_t, coords, labels, box = pred._prep_prompts(
+            prompts.points, prompts.labels, prompts.boxes, prompts.mask_input, True, img_idx=img_idx
+        )
+        return pred._predict(
+            coords,
+            labels,
+            box,
+            mask_t,
+            multimask_output=multimask,
+            return_logits=True,
+            img_idx=img_idx,
+        )
+    finally:
+        post.__dict__.pop("postprocess_masks", None)
 
 
 class MetaSam2PromptSegmenter:
@@ -260,30 +297,9 @@ class MetaSam2PromptSegmenter:
                 [self._decode(p, multimask, img_idx) for p in split_prompts(prompts, group)]
             )
         pred = self.predictor
-        mask_t, coords, labels, box = pred._prep_prompts(
-            prompts.points, prompts.labels, prompts.boxes, prompts.mask_input, True, img_idx=img_idx
-        )
-        post = pred._transforms
-        fast = not (post.max_hole_area > 0 or post.max_sprinkle_area > 0)
         with torch.inference_mode(), autocast(self.device, self.amp_dtype):
-            if fast:  # the predictor's resize is plain bilinear: do it crop by crop instead
-                post.postprocess_masks = _low_res_only
-            try:
-                masks, scores, low = pred._predict(
-                    coords,
-                    labels,
-                    box,
-                    mask_t,
-                    multimask_output=multimask,
-                    return_logits=fast,
-                    img_idx=img_idx,
-                )
-            finally:
-                post.__dict__.pop("postprocess_masks", None)
-        if fast:
-            masks_np = upsample_masks(masks, pred._orig_hw[img_idx], pred.mask_threshold)
-        else:  # hole filling / sprinkle removal configured: the official path
-            masks_np = masks.cpu().numpy()
+            masks, scores, low = decode_low_res(pred, prompts, multimask, img_idx)
+        masks_np = upsample_masks(masks, pred._orig_hw[img_idx], pred.mask_threshold)
         return prompt_result(masks_np, scores, low, multimask)
 
     def predict(

@@ -59,6 +59,7 @@ from .loading import (
     resolve_device,
     resolve_source,
 )
+from .meta_sam2 import decode_low_res
 from .meta_sam3_cpu import init_uninitialised_text_params, patched, sam3_cpu_compat
 from .upsample import upsample_masks
 
@@ -843,14 +844,6 @@ class MetaSam3TrackerSegmenter:
         self._features = self._encode([image])
         self._orig_hw = [(int(image.shape[0]), int(image.shape[1]))]
 
-    def _low_res_postprocess(self, masks: torch.Tensor, orig_hw: Any) -> torch.Tensor:
-        """Stands in for ``postprocess_masks`` during one call: Meta's hole filling on the
-        low-res logits (its resize to their own size is the identity); `upsample_masks` resizes."""
-        if not self.fill_holes:
-            return masks
-        post = self.predictor._transforms
-        return type(post).postprocess_masks(post, masks, tuple(masks.shape[-2:]))
-
     def _decode(
         self,
         prompts: CheckedPrompts,
@@ -868,36 +861,19 @@ class MetaSam3TrackerSegmenter:
                 [self._decode(p, multimask, feats, orig_hw, img_idx) for p in parts]
             )
         pred = self.predictor
-        post = pred._transforms
         obj: list[torch.Tensor] = []
         hook = pred.model.sam_mask_decoder.register_forward_hook(
             lambda _mod, _inp, out: obj.append(out[3])  # (masks, iou, tokens, object logits)
         )
         saved = (pred._features, pred._orig_hw, pred._is_image_set)
         pred._features, pred._orig_hw, pred._is_image_set = feats, orig_hw, True
-        post.postprocess_masks = self._low_res_postprocess
         try:
             with torch.inference_mode(), autocast(self.device, self.amp_dtype):
-                mask_t, coords, labels, box = pred._prep_prompts(
-                    prompts.points,
-                    prompts.labels,
-                    prompts.boxes,
-                    prompts.mask_input,
-                    True,
-                    img_idx=img_idx,
-                )
-                masks, scores, low = pred._predict(
-                    coords,
-                    labels,
-                    box,
-                    mask_t,
-                    multimask_output=multimask,
-                    return_logits=True,
-                    img_idx=img_idx,
+                masks, scores, low = decode_low_res(
+                    pred, prompts, multimask, img_idx, fill_holes=self.fill_holes
                 )
         finally:
             hook.remove()
-            post.__dict__.pop("postprocess_masks", None)
             pred._features, pred._orig_hw, pred._is_image_set = saved
         masks_np = upsample_masks(masks, orig_hw[img_idx], pred.mask_threshold)
         obj_logits = obj[0].float().reshape(prompts.n, -1)[:, 0]

@@ -5,8 +5,9 @@ every ratio is measured within this one run. Peak memory is the peak process RSS
 level before each measured section (psutil, sampled every 2 ms in a thread), not tracemalloc,
 which does not see PyTorch's allocations.
 
-1. ``sam2_50_prompts``: 50 box prompts on one 384x512 image, Meta SAM2 hiera_t (random init)
-   at 128, 256 and 512 px, three candidate masks per box and one: 50 sequential
+1. ``sam2_50_prompts``: 50 box prompts on one image (384x512, the synthetic orchard's size, and
+   720x1280, MinneApple's), Meta SAM2 hiera_t (random init) at 128, 256 and 512 px, three
+   candidate masks per box and one: 50 sequential
    ``SAM2ImagePredictor.predict`` calls vs one samgap ``predict`` call (the mask decoder runs on
    groups of 8 objects on CPU; masks resized crop by crop with `samgap_lib.models.upsample`).
 2. ``sam3_8_phrases``: 8 phrases on one image, Meta SAM3 (tiny and reduced variants, random
@@ -123,9 +124,24 @@ def _boxes(sample: Any, n: int, rng: np.random.Generator) -> np.ndarray:
     return boxes[:n].astype(np.float32)
 
 
-def bench_sam2_50(repeats: int, sizes: tuple[int, ...] = (128, 256, 512)) -> list[dict[str, Any]]:
-    """50 box prompts on a 384x512 image: official predict x50 vs one batched samgap call, at
-    several model input sizes (hiera_t, random init) and with 3 or 1 candidate masks."""
+def bench_sam2_50(
+    repeats: int,
+    sizes: tuple[int, ...] = (128, 256, 512),
+    images: tuple[tuple[int, int], ...] = ((384, 512), (720, 1280)),
+) -> list[dict[str, Any]]:
+    """50 box prompts on one image: official predict x50 vs one batched samgap call, at several
+    model input sizes (hiera_t, random init), image sizes ``(H, W)`` and with 3 or 1 candidate
+    masks. The official predictor resizes every candidate to the full image; samgap resizes
+    only the crop each mask can reach, so the image size matters to the ratio."""
+    rows: list[dict[str, Any]] = []
+    for hw in images:
+        rows += _bench_sam2_50_on(repeats, sizes, hw)
+    return rows
+
+
+def _bench_sam2_50_on(
+    repeats: int, sizes: tuple[int, ...], hw: tuple[int, int]
+) -> list[dict[str, Any]]:
     from samgap_lib.models.meta_sam2 import (
         MetaSam2PromptSegmenter,
         build_meta_sam2,
@@ -133,7 +149,7 @@ def bench_sam2_50(repeats: int, sizes: tuple[int, ...] = (128, 256, 512)) -> lis
     )
 
     rows: list[dict[str, Any]] = []
-    sample = synthetic_orchard(1, seed=0, size=(384, 512))[0]
+    sample = synthetic_orchard(1, seed=0, size=hw)[0]
     boxes = _boxes(sample, 50, np.random.default_rng(0))
     for size in sizes:
         torch.manual_seed(0)
@@ -158,7 +174,7 @@ def bench_sam2_50(repeats: int, sizes: tuple[int, ...] = (128, 256, 512)) -> lis
                 masks, _, _ = official.predict(box=boxes[i], multimask_output=multimask)
                 ours = res.masks[i] if multimask else res.masks[i][None]
                 assert (ours != masks.astype(bool)).mean() < 1e-4
-            what = f"hiera_t {size} px, {3 if multimask else 1} mask(s)/box"
+            what = f"{hw[0]}x{hw[1]} image, hiera_t {size} px, {3 if multimask else 1} mask(s)/box"
             rows.append(
                 {
                     "bench": "sam2_50_prompts",
@@ -404,6 +420,16 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _hw(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"image size {text!r}: write it as HxW, e.g. 720x1280"
+        ) from None
+    return h, w
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table, optionally write JSON; returns an exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -413,13 +439,21 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
     parser.add_argument("--only", choices=["resize", "sam2", "sam3", "overhead"], action="append")
+    parser.add_argument(
+        "--images",
+        nargs="+",
+        type=_hw,
+        default=[(384, 512), (720, 1280)],
+        metavar="HxW",
+        help="image sizes of the 50-prompt SAM2 bench (default: 384x512 720x1280)",
+    )
     args = parser.parse_args(argv)
     global THREADS
     THREADS = args.threads
     todo = args.only or ["resize", "sam2", "sam3", "overhead"]
     benches = {
         "resize": bench_upsample,
-        "sam2": bench_sam2_50,
+        "sam2": lambda r: bench_sam2_50(r, images=tuple(args.images)),
         "sam3": bench_sam3_8,
         "overhead": bench_overhead,
     }

@@ -66,9 +66,13 @@ def test_benchmark_script_runs(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "r.json"
-    assert bench.main(["--only", "sam2", "--repeats", "1", "--out", str(out)]) == 0
+    assert (
+        bench.main(["--only", "sam2", "--repeats", "1", "--images", "96x128", "--out", str(out)])
+        == 0
+    )
     rows = json.loads(out.read_text())["results"]
     assert {r["bench"] for r in rows} == {"sam2_50_prompts"}
+    assert all(r["variant"].startswith("96x128 image") for r in rows)
     assert (
         rows[1]["speedup"] > 0
     )  # ratios are reported, not asserted: timing on shared cores is noisy

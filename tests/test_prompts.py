@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import ndimage
 
 from samgap_lib.data import Concept, mask_to_box, synthetic_orchard
@@ -12,6 +14,7 @@ from samgap_lib.prompts import (
     ORCHARD_ATTRIBUTE,
     ORCHARD_NEGATIVE,
     ORCHARD_POSITIVE,
+    box_ellipse_masks,
     boxes_from_masks,
     concept_masks,
     denotation_table,
@@ -92,6 +95,40 @@ def test_boxes_and_jitter(samples):
         boxes_from_masks(s.masks, jitter=0.1)
     with pytest.raises(ValueError, match="N, 4"):
         jitter_boxes(np.zeros(4), (9, 9), 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    x0=st.floats(0, 40),
+    y0=st.floats(0, 40),
+    bw=st.floats(0.0, 60),
+    bh=st.floats(0.0, 60),
+)
+def test_box_ellipse_masks_inscribed(x0, y0, bw, bh):
+    box = np.array([[x0, y0, x0 + bw, y0 + bh]])
+    m = box_ellipse_masks(box, (100, 100))[0]  # the whole box lies inside
+    ys, xs = np.nonzero(m)
+    if bw < 1e-9 or bh < 1e-9:
+        assert not m.any()  # a degenerate box gives nothing
+        return
+    # every pixel centre in the mask lies in the box, and its mirror about the centre is in too
+    assert (xs + 0.5 >= x0).all() and (xs + 0.5 <= x0 + bw).all()
+    assert (ys + 0.5 >= y0).all() and (ys + 0.5 <= y0 + bh).all()
+    # the area is pi/4 of the box's, up to the pixels the outline crosses (< 2 (w + h) + 4)
+    assert abs(m.sum() - np.pi / 4 * bw * bh) <= 2 * (bw + bh) + 4
+    if bw >= 8 and bh >= 8:  # the ellipse of the mask's own tight box is about the same
+        inner = box_ellipse_masks(boxes_from_masks(m), m.shape)[0]
+        assert (inner & m).sum() / (inner | m).sum() > 0.8
+
+
+def test_box_ellipse_masks_examples():
+    m = box_ellipse_masks([[0, 0, 4, 4], [2, 2, 2, 6]], (6, 6))
+    assert m.shape == (2, 6, 6) and not m[1].any()
+    np.testing.assert_array_equal(
+        m[0, :4, :4].astype(int), [[0, 1, 1, 0], [1, 1, 1, 1], [1, 1, 1, 1], [0, 1, 1, 0]]
+    )
+    assert m[0].sum() == 12  # the 4x4 box's corners are out
+    assert box_ellipse_masks(np.zeros((0, 4)), (5, 5)).shape == (0, 5, 5)
 
 
 def test_mask_prompts(samples):

@@ -121,3 +121,13 @@ def test_recipe_table_rows():
         "batch",
     }
     assert all(len(r) == 1 + len(OFFICIAL_RECIPES) for r in rows)
+
+
+def test_token_only_results_match_the_current_recipe():
+    """The recorded token-only results were measured on today's orchard-tiny SAM2 recipe; after
+    a recipe change, rerun ``python -m samgap_lib.training.token_only`` and record them again."""
+    from samgap_lib.training.token_only import RESULTS, VARIANTS, recipe_summary
+
+    assert RESULTS["recipe"] == recipe_summary()
+    assert set(RESULTS["variants"]) == set(VARIANTS)
+    assert RESULTS["variants"]["tokens only"]["steps"] == recipe_summary()["steps"]

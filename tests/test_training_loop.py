@@ -13,6 +13,7 @@ from samgap_lib.training import DensePromptSegmenter, dense_spec, load_config, t
 from samgap_lib.training.arch import build_model
 from samgap_lib.training.logs import read_jsonl
 from samgap_lib.training.optim import freeze, param_groups
+from samgap_lib.training.token_only import load_tokens_only
 
 
 def _weights(folder):
@@ -47,16 +48,25 @@ def test_sam2_freeze_accumulate_and_round_trip(tmp_path):
     assert (res.out_dir / "best" / "config.json").is_file()
     # the checkpoint loads through the models layer and is prompted with drawn prompts
     seg = load_sam2(res.final, device="cpu")
+    assert isinstance(seg, DensePromptSegmenter)
     assert dense_spec(seg.model) == {"radius": 1.5, "logit": 10.0}
-    seg = DensePromptSegmenter(seg)
     s = synthetic_orchard(1, seed=3, size=(64, 64))[0]
     seg.set_image(s.image)
     out = seg.predict(
         points=np.array([[[20.0, 20.0]]]), point_labels=np.array([[1]]), multimask=True
     )
     assert out.masks.shape == (1, 3, 64, 64)
-    out = seg.predict(boxes=np.array([[4.0, 4.0, 30.0, 30.0]]), multimask=False)
+    box = np.array([[4.0, 4.0, 30.0, 30.0]])
+    out = seg.predict(boxes=box, multimask=False)
     assert out.masks.shape == (1, 64, 64)
+    # the token-only experiment's loader leaves the dense input alone
+    plain = load_tokens_only(res.final)
+    assert not isinstance(plain, DensePromptSegmenter)
+    plain.set_image(s.image)
+    tokens = plain.predict(boxes=box, multimask=False)
+    drawn_in = seg.inner.predict(boxes=box, mask_input=None, multimask=False)
+    np.testing.assert_array_equal(tokens.low_res_logits, drawn_in.low_res_logits)
+    assert not np.array_equal(tokens.low_res_logits, out.low_res_logits)
 
 
 def test_layer_decay_and_partial_freeze():

@@ -19,6 +19,7 @@ from .concepts import (
     phrase_set,
 )
 from .geometric import (
+    box_ellipse_masks,
     boxes_from_masks,
     interior_points,
     jitter_boxes,
@@ -43,6 +44,7 @@ __all__ = [
     "UNRIPE_APPLE",
     "Click",
     "Clicker",
+    "box_ellipse_masks",
     "boxes_from_masks",
     "concept_masks",
     "denotation_table",

@@ -22,6 +22,7 @@ from samgap_lib.data.types import check_mask
 
 __all__ = [
     "boxes_from_masks",
+    "box_ellipse_masks",
     "interior_points",
     "jitter_boxes",
     "mask_prompts",
@@ -278,3 +279,36 @@ def mask_prompts(
         frac = cv2.resize(m.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
         out[i] = (2 * frac - 1) * logit
     return out
+
+
+def box_ellipse_masks(boxes: Any, hw: tuple[int, int]) -> np.ndarray:
+    """The ellipse inscribed in each box, as masks: a model-free answer to a box prompt.
+
+    Round objects (apples) fill about pi/4 of their box, so this is the baseline a promptable
+    segmenter must beat on box prompts before it has learned anything but "round thing in a box".
+
+    Parameters
+    ----------
+    boxes
+        ``(N, 4)`` xyxy boxes in pixels (exclusive right/bottom edge, as `boxes_from_masks`).
+    hw
+        ``(H, W)`` of the masks.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, H, W)`` bool; pixel ``(y, x)`` is in when its centre ``(x + 0.5, y + 0.5)`` lies in
+        the ellipse. A box narrower than a pixel gives an empty mask.
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    h, w = int(hw[0]), int(hw[1])
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    rx, ry = (b[:, 2] - b[:, 0]) / 2, (b[:, 3] - b[:, 1]) / 2
+    ok = (rx > 0) & (ry > 0)
+    rx, ry = np.where(ok, rx, 1.0), np.where(ok, ry, 1.0)
+    x = (np.arange(w) + 0.5)[None, None, :]
+    y = (np.arange(h) + 0.5)[None, :, None]
+    inside = ((x - cx[:, None, None]) / rx[:, None, None]) ** 2 + (
+        (y - cy[:, None, None]) / ry[:, None, None]
+    ) ** 2 <= 1.0
+    return inside & ok[:, None, None]

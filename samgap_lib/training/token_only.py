@@ -26,7 +26,7 @@ from samgap_lib.io import write_json
 from .config import merge
 from .recipes import ORCHARD_TINY, orchard_tiny_config
 
-__all__ = ["VARIANTS", "RESULTS", "run_token_only", "main"]
+__all__ = ["VARIANTS", "RESULTS", "load_tokens_only", "recipe_summary", "run_token_only", "main"]
 
 # The reference (prompts drawn, orchard-tiny itself) is read from the orchard-tiny card.json.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -40,44 +40,81 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 # Filled in from `python -m samgap_lib.training.token_only` (see RESULTS["command"]).
 RESULTS: dict[str, Any] = {
-    "command": "python -m samgap_lib.training.token_only --variant NAME (one process per variant, OMP_NUM_THREADS=1)",
+    "command": "python -m samgap_lib.training.token_only (the half-drawn variant rerun with "
+    "--variant after its evaluation was fixed to draw nothing)",
     "n_held_out_images": 50,
-    "device": "CPU, 1 thread per run, on a shared 2-core machine (train_s is inflated by contention)",
+    "device": "CPU, 2 torch threads, variants one after another on a shared 2-core machine",
+    "recipe": {
+        "image_size": 192,
+        "steps": 450,
+        "batch_images": 8,
+        "loss": {"focal": 20.0, "dice": 20.0, "iou": 1.0},
+        "lr": 0.002,
+    },
     "variants": {
         "tokens only": {
-            "steps": 600,
-            "train_s": 560.1,
-            "click_mIoU@1": 0.009,
-            "click_mIoU@3": 0.1713,
-            "box_mIoU": 0.1896,
+            "steps": 450,
+            "train_s": 185.3,
+            "click_mIoU@1": 0.105,
+            "click_mIoU@3": 0.1135,
+            "box_mIoU": 0.1135,
         },
         "tokens only, 2x steps": {
-            "steps": 1200,
-            "train_s": 887.5,
-            "click_mIoU@1": 0.598,
-            "click_mIoU@3": 0.6048,
-            "box_mIoU": 0.5952,
+            "steps": 900,
+            "train_s": 361.4,
+            "click_mIoU@1": 0.1104,
+            "click_mIoU@3": 0.1147,
+            "box_mIoU": 0.115,
         },
         "half drawn, evaluated tokens only": {
-            "steps": 600,
-            "train_s": 614.7,
-            "click_mIoU@1": 0.4264,
-            "click_mIoU@3": 0.4459,
-            "box_mIoU": 0.416,
+            "steps": 450,
+            "train_s": 199.9,
+            "click_mIoU@1": 0.2677,
+            "click_mIoU@3": 0.3223,
+            "box_mIoU": 0.2756,
         },
     },
-    "conclusion": "with the orchard-tiny budget (600 steps) a SAM2 prompted through its tokens alone stays collapsed (one mask for every apple: click mIoU@1 0.01); with twice the steps it leaves the plateau between steps 400 and 600 and reaches click mIoU@1 0.60 (box 0.60), close to the drawn-prompt model's click score but below its box score. Drawing the prompts is a shortcut, not a necessity: it gets out of the plateau within ~150 steps. Drawing them for half of the objects gives a model whose token route works only partly (0.43).",
+    "conclusion": "with the orchard-tiny SAM2 recipe a SAM2 prompted through its tokens alone "
+    "stays collapsed (one mask for every apple), and twice the steps do not get it out. Drawing "
+    "the prompts for half of the training objects teaches the token route only partly: evaluated "
+    "without drawing, it stays far below the drawn-prompt model. From scratch on this budget, the "
+    "dense drawing is what makes SAM2 learn.",
 }
+
+
+def recipe_summary() -> dict[str, Any]:
+    """What the variants start from: the orchard-tiny SAM2 recipe's size, steps, loss and lr."""
+    r = ORCHARD_TINY["sam2"]
+    return {
+        "image_size": r["data"]["image_size"],
+        "steps": r["train"]["steps"],
+        "batch_images": r["train"]["batch_images"],
+        "loss": dict(r["loss"]),
+        "lr": r["optim"]["lr"],
+    }
+
+
+def load_tokens_only(folder: str | os.PathLike) -> Any:
+    """The SAM2 checkpoint at ``folder`` prompted through its tokens alone.
+
+    `samgap_lib.models.load_sam2` draws the prompts into the dense mask input of every checkpoint
+    trained that way (even partly, ``prompts.dense_p < 1``); this returns the plain segmenter
+    underneath, so nothing is drawn.
+    """
+    from samgap_lib.models import load_sam2
+    from samgap_lib.models.dense import DensePromptSegmenter
+
+    seg = load_sam2(folder, device="cpu")
+    return seg.inner if isinstance(seg, DensePromptSegmenter) else seg
 
 
 def _evaluate_tokens_only(folder: Path, n_images: int) -> dict[str, float]:
     from samgap_lib.data import synthetic_orchard
-    from samgap_lib.models import load_sam2
 
     from ..data.profiles import SPLIT_START
     from .sam2_task import evaluate_sam2
 
-    seg = load_sam2(folder, device="cpu")  # plain prompting: no drawing
+    seg = load_tokens_only(folder)
     samples = synthetic_orchard(n_images, seed=0, size=(128, 128), start=SPLIT_START["test"])
     return evaluate_sam2(seg, samples, clicks=3)
 
@@ -88,11 +125,18 @@ def run_token_only(
     num_threads: int | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate each variant; returns ``{"variants": {name: {...}}, ...}``."""
+    import torch
+
     from .recipes import evaluate_checkpoint
     from .trainer import train
 
     variants = variants or VARIANTS
-    out: dict[str, Any] = {"n_held_out_images": n_images, "variants": {}}
+    out: dict[str, Any] = {
+        "n_held_out_images": n_images,
+        "recipe": recipe_summary(),
+        "torch_threads": num_threads or torch.get_num_threads(),
+        "variants": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for name, over in variants.items():
             cfg = orchard_tiny_config(

@@ -111,7 +111,7 @@ def test_box_ellipse_masks_inscribed(x0, y0, bw, bh):
     if bw < 1e-9 or bh < 1e-9:
         assert not m.any()  # a degenerate box gives nothing
         return
-    # every pixel centre in the mask lies in the box, and its mirror about the centre is in too
+    # every pixel centre in the mask lies in the box
     assert (xs + 0.5 >= x0).all() and (xs + 0.5 <= x0 + bw).all()
     assert (ys + 0.5 >= y0).all() and (ys + 0.5 <= y0 + bh).all()
     # the area is pi/4 of the box's, up to the pixels the outline crosses (< 2 (w + h) + 4)

@@ -64,8 +64,8 @@ def test_sam2_freeze_accumulate_and_round_trip(tmp_path):
     assert not isinstance(plain, DensePromptSegmenter)
     plain.set_image(s.image)
     tokens = plain.predict(boxes=box, multimask=False)
-    drawn_in = seg.inner.predict(boxes=box, mask_input=None, multimask=False)
-    np.testing.assert_array_equal(tokens.low_res_logits, drawn_in.low_res_logits)
+    undrawn = seg.inner.predict(boxes=box, mask_input=None, multimask=False)
+    np.testing.assert_array_equal(tokens.low_res_logits, undrawn.low_res_logits)
     assert not np.array_equal(tokens.low_res_logits, out.low_res_logits)
 
 

@@ -41,11 +41,20 @@ def test_unknown_key_names_it_and_suggests(tmp_path):
         ({"train": {"precision": "fp16"}}, r"'train.precision' must be one of"),
         ({"data": {"source": "minneapple"}}, r"needs data.root"),
         ({"loss": {"class_loss": "ce"}}, r"'loss.class_loss' must be one of \['iabce', 'focal'\]"),
+        ({"eval": {"nms_iou": 1.5}}, r"eval.nms_iou must be in \(0, 1\] or null, got 1.5"),
+        ({"eval": {"nms_iou": "half"}}, r"'eval.nms_iou' must be"),
     ],
 )
 def test_wrong_values_refused(override, match):
     with pytest.raises(ConfigError, match=match):
         load_config({"model": "sam3", **override})
+
+
+def test_wrong_sam2_dense_first_radius_refused():
+    with pytest.raises(ConfigError, match=r"dense_first_radius must be > 0 or null, got -1"):
+        load_config({"model": "sam2", "prompts": {"dense_first_radius": -1}})
+    cfg = load_config({"model": "sam2", "prompts": {"dense_first_radius": 3}})
+    assert cfg["prompts"]["dense_first_radius"] == 3
 
 
 def test_model_mismatch_and_missing_file(tmp_path):

@@ -137,8 +137,35 @@ def test_ensure_orchard_tiny_trains_once_and_caches(tmp_path, monkeypatch):
         card = recipes.read_card(p)
         assert card["model"] == m and card["steps"] == 2 and card["held_out"]["metrics"]
         assert card["params"] > 0 and card["workarounds"]
+    raw = recipes.read_card(paths["sam3"])["held_out"]
+    assert raw["metrics_sam3_postprocessing"].keys() == raw["metrics"].keys()
     stamp = (paths["sam2"] / "model.safetensors").stat().st_mtime_ns
     again = recipes.ensure_orchard_tiny(tmp_path, verbose=False)
     assert again == paths and (paths["sam2"] / "model.safetensors").stat().st_mtime_ns == stamp
     leftovers = [p.name for p in paths["sam2"].parent.iterdir() if ".tmp-" in p.name]
     assert not leftovers  # the temporary training folders are gone
+
+
+@pytest.mark.parametrize(("mask_in_box", "nms_iou"), [(True, 0.5), (False, None)])
+def test_sam3_checkpoint_carries_its_postprocessing(tmp_path, mask_in_box, nms_iou):
+    """eval.mask_in_box / eval.nms_iou are saved in the checkpoint's config and load_sam3
+    post-processes so; a config without them removes what the initial checkpoint carried."""
+    from samgap_lib.models.hf_sam3 import clip_masks_to_boxes, mask_nms
+    from samgap_lib.training.sam3_task import Sam3Task
+
+    over = {"mask_in_box": mask_in_box, "nms_iou": nms_iou}
+    cfg = load_config(tiny_config("sam3", tmp_path / "run", eval=over))
+    model, processor = build_model(cfg)
+    # as if fine-tuned from an orchard-tiny checkpoint
+    model.config.samgap_postprocess = {"mask_in_box": True, "nms_iou": 0.3}
+    Sam3Task(cfg, model, processor)
+    model.save_pretrained(tmp_path / "ckpt")
+    processor.save_pretrained(tmp_path / "ckpt")
+    seg = load_sam3(tmp_path / "ckpt", device="cpu")
+    assert (seg.mask_in_box, seg.nms_iou) == (mask_in_box, nms_iou)
+    s = synthetic_orchard(1, seed=3, size=(112, 112))[0]
+    out = seg.segment(s.image, phrases=["apple"], threshold=0.0)["apple"]
+    inside = np.array_equal(out.masks, clip_masks_to_boxes(out.masks, out.boxes))
+    assert inside is mask_in_box  # the untrained masks spill out of their boxes unless cut
+    no_dups = len(mask_nms(out.masks, out.scores, 0.5)) == len(out.masks)
+    assert no_dups is (nms_iou is not None)  # the untrained queries answer alike

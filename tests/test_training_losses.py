@@ -88,6 +88,25 @@ def test_dense_prompt_drawing():
     assert box[0, 0, 2, 2] == 10.0 and box[0, 0, 12, 12] == -10.0
 
 
+def test_dense_first_click_radius():
+    """first_radius widens only each object's first click; corrections keep ``radius``."""
+    pts = np.array([[[18.0, 18.0], [46.0, 46.0]]])  # at 1/4 scale: centres 4.625 and 11.625
+    lab = np.array([[1, 0]])
+    args = (pts, lab, None, None, (64, 64), (16, 16))
+    same = draw_dense_prompts(*args, radius=1.0, logit=5.0)
+    wide = draw_dense_prompts(*args, radius=1.0, logit=5.0, first_radius=3.0)
+    yy, xx = np.mgrid[:16, :16] + 0.5
+    d0 = np.hypot(xx - 4.625, yy - 4.625)
+    np.testing.assert_array_equal(same[0, 0] == 5.0, d0 <= 1.0)
+    np.testing.assert_array_equal(wide[0, 0] == 5.0, d0 <= 3.0)
+    np.testing.assert_array_equal(wide[0, 0] == -5.0, same[0, 0] == -5.0)
+    assert (wide[0, 0] == -5.0).sum() == 3
+    np.testing.assert_array_equal(
+        draw_dense_prompts(*args, radius=1.0, first_radius=1.0),
+        draw_dense_prompts(*args, radius=1.0),
+    )
+
+
 def test_warmup_cosine():
     f = lr_lambda(100, 10, 0.1)
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
@@ -198,3 +217,29 @@ def test_rpb_locality_prior_makes_queries_look_inside_their_boxes():
                 layer.reset_parameters()
         without = mass_inside(model)
     assert with_prior > 0.4 and with_prior > 5 * without  # measured: 0.52 vs 0.05
+
+
+def test_sincos_position_grid_gives_every_token_its_own_smooth_code():
+    from samgap_lib.training.arch import sincos_position_grid
+
+    g = sincos_position_grid(16, 64)
+    assert g.shape == (256, 64) and g.abs().max() <= 1.0
+    assert 0.5 < float(g.std()) < 0.8  # comparable to the patch embedding's output (~0.6)
+    d = torch.cdist(g, g) + torch.eye(256) * 1e9
+    assert float(d.min()) > 1.0  # no two tokens share a code
+    # neighbours are closer than far tokens: the code is smooth in both axes
+    grid = g.reshape(16, 16, 64)
+    near = (grid[5, 5] - grid[5, 6]).norm()
+    far = (grid[5, 5] - grid[5, 13]).norm()
+    assert near < far and (grid[5, 5] - grid[6, 5]).norm() < (grid[5, 5] - grid[13, 5]).norm()
+    with pytest.raises(ValueError, match="multiple of 4"):
+        sincos_position_grid(16, 30)
+
+
+def test_from_scratch_sam3_starts_with_sincos_positions():
+    from samgap_lib.training.arch import _from_scratch, sincos_position_grid
+
+    model, _ = _from_scratch("sam3", "orchard-xs", 224, seed=0)
+    emb = model.vision_encoder.backbone.embeddings.position_embeddings
+    assert emb.requires_grad
+    torch.testing.assert_close(emb.detach()[0], sincos_position_grid(16, emb.shape[-1]))

@@ -273,6 +273,9 @@ def stage_latency(
                         res.pred_masks[i],
                         hw,
                         model_role.threshold,
+                        model_role.mask_threshold,
+                        model_role.mask_in_box,
+                        model_role.nms_iou,
                     )
 
             out["postprocess"] = _time(post, repeats, device)

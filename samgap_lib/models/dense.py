@@ -32,6 +32,7 @@ def draw_dense_prompts(
     mask_hw: tuple[int, int],
     radius: float = 1.5,
     logit: float = 10.0,
+    first_radius: float | None = None,
 ) -> np.ndarray:
     """Dense mask prompts ``(N, 1, h, w)`` float32 for ``N`` objects.
 
@@ -51,6 +52,9 @@ def draw_dense_prompts(
         Click disc radius in mask-prompt pixels.
     logit
         Magnitude drawn.
+    first_radius
+        Disc radius of each object's first click (``points[:, 0]``); None: ``radius``. A first
+        click says "this object" and may be drawn wide; corrections mark small errors.
     """
     h, w = mask_hw
     sy, sx = h / image_hw[0], w / image_hw[1]
@@ -74,11 +78,10 @@ def draw_dense_prompts(
         pts = np.asarray(points, np.float32)
         lab = np.asarray(labels)
         for k in range(pts.shape[1]):
+            r = first_radius if (k == 0 and first_radius is not None) else radius
             cx = (pts[:, k, 0] + 0.5) * sx
             cy = (pts[:, k, 1] + 0.5) * sy
-            disc = (xx[None] - cx[:, None, None]) ** 2 + (
-                yy[None] - cy[:, None, None]
-            ) ** 2 <= radius**2
+            disc = (xx[None] - cx[:, None, None]) ** 2 + (yy[None] - cy[:, None, None]) ** 2 <= r**2
             for value, sel in ((logit, lab[:, k] == 1), (-logit, lab[:, k] == 0)):
                 m = disc & sel[:, None, None]
                 out[m] = value
@@ -99,15 +102,23 @@ class DensePromptSegmenter:
     ----------
     inner
         A transformers `PromptSegmenter` (``samgap_lib.models.load_sam2(folder)``).
-    radius, logit
-        Drawing parameters; default: those saved in the model's config.
+    radius, logit, first_radius
+        Drawing parameters (`draw_dense_prompts`); default: those saved in the model's config.
     """
 
-    def __init__(self, inner: Any, radius: float | None = None, logit: float | None = None) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        radius: float | None = None,
+        logit: float | None = None,
+        first_radius: float | None = None,
+    ) -> None:
         spec = dense_spec(inner.model) or {}
         self.inner = inner
         self.radius = float(radius if radius is not None else spec.get("radius", 1.5))
         self.logit = float(logit if logit is not None else spec.get("logit", 10.0))
+        first = first_radius if first_radius is not None else spec.get("first_radius")
+        self.first_radius = None if first is None else float(first)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -135,5 +146,6 @@ class DensePromptSegmenter:
             tuple(self.inner.mask_input_size),
             self.radius,
             self.logit,
+            self.first_radius,
         )
         return self.inner.predict(p.points, p.labels, p.boxes, drawn[:, 0], multimask)

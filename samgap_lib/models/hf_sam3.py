@@ -4,6 +4,10 @@ One image encoding is shared by every phrase; the phrases (with or without exemp
 through the text encoder, DETR encoder/decoder and mask head as one batch, the image features
 broadcast (``expand``, no copy) over the batch. Scores are ``sigmoid(logit) x sigmoid(presence)``
 as in SAM3; masks are the mask logits resized bilinearly to the image, then ``sigmoid > 0.5``.
+A checkpoint whose config carries ``samgap_postprocess`` (orchard-tiny SAM3) may also have each
+mask cut to the pixels its own predicted box touches (`clip_masks_to_boxes`) and duplicates
+removed by mask non-maximum suppression (`mask_nms`); released checkpoints are post-processed
+exactly as SAM3's.
 """
 
 from __future__ import annotations
@@ -20,9 +24,91 @@ from .base import ConceptPrediction, Exemplars, concept_prompts
 from .loading import autocast, autocast_dtype, resolve_device
 from .upsample import upsample_masks
 
-__all__ = ["HFConceptSegmenter", "empty_prediction", "select_instances"]
+__all__ = [
+    "POSTPROCESS_KEY",
+    "HFConceptSegmenter",
+    "clip_masks_to_boxes",
+    "empty_prediction",
+    "mask_nms",
+    "postprocess_spec",
+    "select_instances",
+]
 
 TEXT_MAX_LENGTH = 32  # what Sam3Processor pads phrases to
+POSTPROCESS_KEY = "samgap_postprocess"  # model-config entry written by samgap's SAM3 training
+
+
+def postprocess_spec(model_or_config: Any) -> dict[str, Any]:
+    """``{"mask_in_box": bool, "nms_iou": float | None}`` a checkpoint asks for (both off for
+    a released SAM3)."""
+    cfg = getattr(model_or_config, "config", model_or_config)
+    spec = dict(getattr(cfg, POSTPROCESS_KEY, None) or {})
+    nms = spec.get("nms_iou")
+    return {
+        "mask_in_box": bool(spec.get("mask_in_box", False)),
+        "nms_iou": None if nms is None else float(nms),
+    }
+
+
+def mask_nms(masks: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices (ascending) kept by greedy non-maximum suppression on mask IoU: in order of
+    decreasing score, a mask is dropped when its IoU with a kept one is ``>= iou_threshold``.
+
+    DETR-style set prediction should need none, but a tiny detector trained for minutes still
+    answers some apples with two queries. Visible apple masks never overlap, so two masks
+    sharing half their pixels are one apple twice.
+    """
+    m = np.asarray(masks, bool)
+    sc = np.asarray(scores, np.float64)
+    if m.ndim != 3 or sc.shape != (len(m),):
+        raise ValueError(
+            f"mask_nms: masks must be (N, H, W) and scores (N,), got {m.shape} and {sc.shape}."
+        )
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ValueError(f"mask_nms: iou_threshold must be in (0, 1], got {iou_threshold}.")
+    area = m.reshape(len(m), -1).sum(1) if len(m) else np.zeros(0, np.int64)
+    rows, cols = m.any(2), m.any(1)
+    # each mask's extent [y0, y1) x [x0, x1): pairs whose extents miss each other share nothing
+    ext = np.zeros((len(m), 4), np.int64)
+    for k in np.nonzero(area)[0]:
+        ys, xs = np.nonzero(rows[k])[0], np.nonzero(cols[k])[0]
+        ext[k] = (ys[0], ys[-1] + 1, xs[0], xs[-1] + 1)
+
+    def iou(i: int, j: int) -> float:
+        y0, y1 = max(ext[i, 0], ext[j, 0]), min(ext[i, 1], ext[j, 1])
+        x0, x1 = max(ext[i, 2], ext[j, 2]), min(ext[i, 3], ext[j, 3])
+        if y0 >= y1 or x0 >= x1:
+            return 0.0
+        inter = int(np.count_nonzero(m[i, y0:y1, x0:x1] & m[j, y0:y1, x0:x1]))
+        return inter / float(area[i] + area[j] - inter)
+
+    keep: list[int] = []
+    for i in np.argsort(-sc, kind="stable"):
+        if all(iou(int(i), j) < iou_threshold for j in keep):
+            keep.append(int(i))
+    return np.array(sorted(keep), dtype=np.int64)
+
+
+def clip_masks_to_boxes(masks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """``masks`` ``(N, H, W)`` with every pixel outside its box ``(N, 4)`` (xyxy pixels) off.
+
+    A pixel ``[x, x + 1) x [y, y + 1)`` stays when it overlaps the box at all, so a box drawn
+    exactly round a mask keeps the whole mask. Mask R-CNN's masks live in their box by
+    construction; SAM3's do not, and a tiny SAM3 trained from scratch leaks a few mask pixels
+    onto other apples of the same colour (chapter 4).
+    """
+    m = np.asarray(masks, bool)
+    b = np.asarray(boxes, np.float64)
+    if m.ndim != 3 or b.shape != (len(m), 4):
+        raise ValueError(
+            f"clip_masks_to_boxes: masks must be (N, H, W) and boxes (N, 4), got {m.shape} and "
+            f"{b.shape}."
+        )
+    h, w = m.shape[1:]
+    xs, ys = np.arange(w), np.arange(h)
+    cols = (xs[None] + 1 > b[:, 0, None]) & (xs[None] < b[:, 2, None])
+    rows = (ys[None] + 1 > b[:, 1, None]) & (ys[None] < b[:, 3, None])
+    return m & rows[:, :, None] & cols[:, None, :]
 
 
 def empty_prediction(phrase: str, image_hw: tuple[int, int], presence: float) -> ConceptPrediction:
@@ -46,6 +132,8 @@ def select_instances(
     image_hw: tuple[int, int],
     threshold: float,
     mask_threshold: float = 0.5,
+    mask_in_box: bool = False,
+    nms_iou: float | None = None,
 ) -> ConceptPrediction:
     """Turn one prompt's raw detector outputs into thresholded instances at image size.
 
@@ -59,6 +147,10 @@ def select_instances(
         ``(Q, 4)`` boxes, xyxy normalised to [0, 1].
     mask_logits
         ``(Q, h, w)`` mask logits.
+    mask_in_box
+        Cut each mask to its own box (`clip_masks_to_boxes`).
+    nms_iou
+        Drop duplicates by `mask_nms` at this mask IoU (None: keep all, as SAM3).
     """
     presence = (
         torch.sigmoid(presence_logit.float()).reshape(()) if presence_logit is not None else None
@@ -75,12 +167,16 @@ def select_instances(
     scale = torch.tensor([w, h, w, h], dtype=torch.float32, device=boxes_xyxy_norm.device)
     boxes = boxes_xyxy_norm[keep].float() * scale
     cut = float(np.log(mask_threshold / (1.0 - mask_threshold)))  # sigmoid(x) > t <=> x > logit(t)
+    masks = upsample_masks(mask_logits[keep], (h, w), cut)
+    boxes_np = boxes.cpu().numpy()
+    scores_np = scores[keep].cpu().numpy().astype(np.float32)
+    if mask_in_box:
+        masks = clip_masks_to_boxes(masks, boxes_np)
+    if nms_iou is not None:
+        k = mask_nms(masks, scores_np, nms_iou)
+        masks, boxes_np, scores_np = masks[k], boxes_np[k], scores_np[k]
     return ConceptPrediction(
-        phrase=phrase,
-        masks=upsample_masks(mask_logits[keep], (h, w), cut),
-        boxes=boxes.cpu().numpy(),
-        scores=scores[keep].cpu().numpy().astype(np.float32),
-        presence=pres,
+        phrase=phrase, masks=masks, boxes=boxes_np, scores=scores_np, presence=pres
     )
 
 
@@ -112,6 +208,9 @@ class HFConceptSegmenter:
         At most this many prompts per forward (None: all at once).
     use_autocast
         bfloat16 autocast on CUDA.
+    mask_in_box, nms_iou
+        Post-processing beyond SAM3's (`select_instances`). None: as the checkpoint asks
+        (`postprocess_spec`; both off for released SAM3 checkpoints).
     """
 
     backend = "transformers"
@@ -125,6 +224,8 @@ class HFConceptSegmenter:
         mask_threshold: float = 0.5,
         max_batch: int | None = None,
         use_autocast: bool = True,
+        mask_in_box: bool | None = None,
+        nms_iou: float | None = None,
     ) -> None:
         if not 0.0 <= threshold <= 1.0 or not 0.0 < mask_threshold < 1.0:
             raise ValueError("threshold must be in [0, 1] and mask_threshold in (0, 1).")
@@ -134,6 +235,9 @@ class HFConceptSegmenter:
         self.threshold = float(threshold)
         self.mask_threshold = float(mask_threshold)
         self.max_batch = max_batch
+        spec = postprocess_spec(model)
+        self.mask_in_box = bool(spec["mask_in_box"] if mask_in_box is None else mask_in_box)
+        self.nms_iou = spec["nms_iou"] if nms_iou is None else float(nms_iou)
         self.amp_dtype = autocast_dtype(self.device, use_autocast)
         self.input_size = int(processor.image_processor.size["height"])
         model_size = self.model.config.vision_config.backbone_config.image_size
@@ -214,6 +318,8 @@ class HFConceptSegmenter:
                     self._image_hw,
                     threshold,
                     self.mask_threshold,
+                    self.mask_in_box,
+                    self.nms_iou,
                 )
             )
         return preds

@@ -39,6 +39,8 @@ _NULLABLE: dict[str, tuple[type, ...]] = {
     "data.root": (str,),
     "train.num_threads": (int,),
     "loss.max_matched_queries": (int,),
+    "prompts.dense_first_radius": (float, int),
+    "eval.nms_iou": (float, int),
 }
 _CHOICES: dict[str, tuple[Any, ...]] = {
     "model": MODELS,
@@ -179,6 +181,13 @@ def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
         w = cfg["prompts"]["weights"]
         if any(v < 0 for v in w.values()) or sum(w.values()) <= 0:
             raise ConfigError(f"{where}: prompts.weights must be >= 0 and not all 0, got {w}.")
+        r = cfg["prompts"]["dense_first_radius"]
+        if r is not None and r <= 0:
+            raise ConfigError(f"{where}: prompts.dense_first_radius must be > 0 or null, got {r}.")
+    else:
+        t = cfg["eval"]["nms_iou"]
+        if t is not None and not 0 < t <= 1:
+            raise ConfigError(f"{where}: eval.nms_iou must be in (0, 1] or null, got {t}.")
     if len(cfg["optim"]["betas"]) != 2:
         raise ConfigError(
             f"{where}: optim.betas must hold two numbers, got {cfg['optim']['betas']}."

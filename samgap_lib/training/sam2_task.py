@@ -149,6 +149,7 @@ def decode_objects(
                     mask_hw,
                     p["dense_radius"],
                     p["dense_logit"],
+                    p["dense_first_radius"],
                 )
             else:
                 m = pv
@@ -250,6 +251,11 @@ class Sam2Task:
                 {
                     "radius": float(cfg["prompts"]["dense_radius"]),
                     "logit": float(cfg["prompts"]["dense_logit"]),
+                    **(
+                        {"first_radius": float(cfg["prompts"]["dense_first_radius"])}
+                        if cfg["prompts"]["dense_first_radius"] is not None
+                        else {}
+                    ),
                 },
             )
         elif hasattr(model.config, CONFIG_KEY):

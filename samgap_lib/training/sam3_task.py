@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from samgap_lib.data import Concept, Sample, mask_to_rle, to_saco
 from samgap_lib.metrics import cgf1, coco_ap, match_detections
+from samgap_lib.models.hf_sam3 import POSTPROCESS_KEY
 from samgap_lib.prompts.concepts import ORCHARD_ALL
 
 from .data import Pool, normalise
@@ -242,6 +243,12 @@ class Sam3Task:
                 f"{len(self.fixed) + len(self.sampled)} phrases of phrases_fixed + phrases_sampled."
             )
         self.mask_hw = int(model.config.vision_config.backbone_feature_sizes[0][0])
+        e = cfg["eval"]
+        if e["mask_in_box"] or e["nms_iou"] is not None:  # load_sam3 post-processes so
+            spec = {"mask_in_box": bool(e["mask_in_box"]), "nms_iou": e["nms_iou"]}
+            setattr(model.config, POSTPROCESS_KEY, spec)
+        elif hasattr(model.config, POSTPROCESS_KEY):
+            delattr(model.config, POSTPROCESS_KEY)
 
     def loss_module(self, model: Any) -> torch.nn.Module:
         return Sam3Loss(model, self.cfg)

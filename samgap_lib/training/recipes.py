@@ -166,7 +166,7 @@ ORCHARD_TINY: dict[str, dict[str, Any]] = {
             "lr_mult": {"vision": 1.0, "text": 1.0, "detector": 1.0},
         },
         "train": {
-            "steps": 1150,
+            "steps": 1100,
             "batch_images": 4,
             "eval_every": 0,
             "checkpoint_every": 200,

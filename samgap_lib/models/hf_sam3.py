@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from samgap_lib.data.types import check_image
+from samgap_lib.metrics.concept import mask_iou_matrix
 
 from .base import ConceptPrediction, Exemplars, concept_prompts
 from .loading import autocast, autocast_dtype, resolve_device
@@ -66,25 +67,10 @@ def mask_nms(masks: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.
         )
     if not 0.0 < iou_threshold <= 1.0:
         raise ValueError(f"mask_nms: iou_threshold must be in (0, 1], got {iou_threshold}.")
-    area = m.reshape(len(m), -1).sum(1) if len(m) else np.zeros(0, np.int64)
-    rows, cols = m.any(2), m.any(1)
-    # each mask's extent [y0, y1) x [x0, x1): pairs whose extents miss each other share nothing
-    ext = np.zeros((len(m), 4), np.int64)
-    for k in np.nonzero(area)[0]:
-        ys, xs = np.nonzero(rows[k])[0], np.nonzero(cols[k])[0]
-        ext[k] = (ys[0], ys[-1] + 1, xs[0], xs[-1] + 1)
-
-    def iou(i: int, j: int) -> float:
-        y0, y1 = max(ext[i, 0], ext[j, 0]), min(ext[i, 1], ext[j, 1])
-        x0, x1 = max(ext[i, 2], ext[j, 2]), min(ext[i, 3], ext[j, 3])
-        if y0 >= y1 or x0 >= x1:
-            return 0.0
-        inter = int(np.count_nonzero(m[i, y0:y1, x0:x1] & m[j, y0:y1, x0:x1]))
-        return inter / float(area[i] + area[j] - inter)
-
+    iou = mask_iou_matrix(m, m)  # pycocotools RLE IoU; an empty mask overlaps nothing
     keep: list[int] = []
     for i in np.argsort(-sc, kind="stable"):
-        if all(iou(int(i), j) < iou_threshold for j in keep):
+        if all(iou[i, j] < iou_threshold for j in keep):
             keep.append(int(i))
     return np.array(sorted(keep), dtype=np.int64)
 

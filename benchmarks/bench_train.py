@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     rows = []
+    env = environment(args.device)
     for kind, archs in (("sam2", args.sam2_arch), ("sam3", args.sam3_arch)):
         for arch in archs:
             for option in OPTIONS[kind]:
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 r.update(model=kind, arch=arch, option=option)
                 rows.append(r)
+                if args.out:  # after every row: a run cut short keeps what it measured
+                    write_json(
+                        {"rows": rows, "args": vars(args), "environment": env}, args.out, indent=2
+                    )
                 if "error" in r:
                     print(f"{kind:5} {arch:10} {option:24} ERROR {r['error']}", flush=True)
                 else:
@@ -55,12 +60,6 @@ def main(argv: list[str] | None = None) -> int:
                         f"{r['trainable_params']:>10,d} trainable",
                         flush=True,
                     )
-    if args.out:
-        write_json(
-            {"rows": rows, "args": vars(args), "environment": environment(args.device)},
-            args.out,
-            indent=2,
-        )
     return 0 if all("error" not in r for r in rows) else 1
 
 

@@ -12,7 +12,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PROFILES", "environment", "git_commit", "profile_banner", "check_profile"]
+__all__ = [
+    "PROFILES",
+    "environment",
+    "git_commit",
+    "git_dirty",
+    "profile_banner",
+    "check_profile",
+    "device_name",
+    "resolved_device",
+]
 
 PROFILES = {
     "smoke": "CPU, the synthetic orchard generated from a seed, tiny models; what CI runs and this HTML book shows",
@@ -45,6 +54,25 @@ def git_commit(path: str | Path | None = None) -> str | None:
     return out.stdout.strip() or None
 
 
+def git_dirty(path: str | Path | None = None) -> bool | None:
+    """Whether tracked files of the source tree holding ``path`` differ from its commit (None
+    outside a git checkout): a result computed with uncommitted changes names its commit only
+    approximately."""
+    where = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip())
+
+
 def _versions() -> dict[str, str | None]:
     out = {}
     for name in _PACKAGES:
@@ -55,9 +83,27 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+def resolved_device(device: str = "cpu") -> str:
+    """``device`` as run: ``"auto"`` becomes cuda, mps or cpu, whichever torch would pick."""
+    if str(device) != "auto":
+        return str(device)
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
 def device_name(device: str = "cpu") -> str:
-    """Human-readable device: the GPU's name for cuda, else the CPU model and core count."""
-    if str(device).startswith("cuda"):
+    """Human-readable device: the GPU's name for cuda, else the CPU model and core count
+    (``"auto"`` is first resolved to the device it picks)."""
+    device = resolved_device(device)
+    if device.startswith("mps"):
+        return "Apple GPU (mps)"
+    if device.startswith("cuda"):
         try:
             import torch
 
@@ -76,9 +122,10 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "time_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "device": str(device),
+        "device": resolved_device(device),
         "device_name": device_name(device),
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "versions": _versions(),
     }
 

@@ -308,7 +308,8 @@ def box_ellipse_masks(boxes: Any, hw: tuple[int, int]) -> np.ndarray:
     rx, ry = np.where(ok, rx, 1.0), np.where(ok, ry, 1.0)
     x = (np.arange(w) + 0.5)[None, None, :]
     y = (np.arange(h) + 0.5)[None, :, None]
-    inside = ((x - cx[:, None, None]) / rx[:, None, None]) ** 2 + (
-        (y - cy[:, None, None]) / ry[:, None, None]
-    ) ** 2 <= 1.0
+    with np.errstate(over="ignore"):  # a sub-pixel radius overflows to inf: outside, as it should
+        inside = ((x - cx[:, None, None]) / rx[:, None, None]) ** 2 + (
+            (y - cy[:, None, None]) / ry[:, None, None]
+        ) ** 2 <= 1.0
     return inside & ok[:, None, None]

@@ -8,17 +8,33 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from pathlib import Path
 from typing import Any
 
 __all__ = [
     "OPTIONS",
     "ARCHS",
+    "HALF",
+    "VIT_LAYERS",
     "bench_config",
     "run_one",
     "run_isolated",
     "hub_sam2_config",
+    "released_model",
     "saved_tensor_bytes",
+    "trainable_params",
+    "RECORDED_CUDA",
+    "recorded_cuda",
+    "cuda_table",
 ]
+
+# What benchmarks/gpu_check.py and bench_train.py --device cuda measured on a GPU machine
+# (provenance inside); the book shows it, tests tie it to the code.
+RECORDED_CUDA = Path(__file__).with_name("cuda_results.json")
+
+HALF = "half"  # freeze_vision_layers placeholder: half of the architecture's ViT layers
+# ViT depth per SAM3 architecture (orchard-s: training.arch; sam3: transformers' Sam3Config()).
+VIT_LAYERS = {"orchard-s": 2, "sam3": 32}
 
 # Freezing / memory options: name -> config overrides.
 OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
@@ -32,10 +48,16 @@ OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
         "full": {},
         "frozen text": {"optim": {"freeze": ["text"]}},
         "frozen vision": {"optim": {"freeze": ["vision"]}},
-        "vision half frozen": {"optim": {"freeze_vision_layers": 1}},
+        "vision half frozen": {"optim": {"freeze_vision_layers": HALF}},
         "grad checkpointing": {"train": {"grad_checkpointing": True}},
-        "boxes only (no masks)": {"loss": {"segmentation": False}},
+        "boxes only (no masks)": {"loss": {"segmentation": False, "semantic": 0.0}},
         "masks, <=4 matched": {"loss": {"max_matched_queries": 4}},
+        # every memory saver at once, masks still trained (bf16 comes with precision auto on CUDA)
+        "all savers": {
+            "optim": {"freeze": ["text"], "freeze_vision_layers": HALF},
+            "train": {"grad_checkpointing": True},
+            "loss": {"max_matched_queries": 4},
+        },
     },
 }
 # Architectures: tiny ones run anywhere; the others are for a GPU (random init, no download).
@@ -83,7 +105,11 @@ def bench_config(kind: str, arch: str, option: str, device: str, batch: int) -> 
     from .recipes import ORCHARD_TINY
 
     size = ARCHS[kind][arch]
-    over = merge(ORCHARD_TINY[kind], OPTIONS[kind][option])
+    option_over = OPTIONS[kind][option]
+    if option_over.get("optim", {}).get("freeze_vision_layers") == HALF:
+        optim = {**option_over["optim"], "freeze_vision_layers": VIT_LAYERS[arch] // 2}
+        option_over = {**option_over, "optim": optim}
+    over = merge(ORCHARD_TINY[kind], option_over)
     over = merge(
         over,
         {
@@ -99,29 +125,85 @@ def bench_config(kind: str, arch: str, option: str, device: str, batch: int) -> 
     return load_config(over, model=kind)
 
 
-def _model(kind: str, arch: str, cfg: dict[str, Any]) -> tuple[Any, Any]:
+def released_model(kind: str, arch: str, device: str = "cpu") -> tuple[Any, Any]:
+    """Random-init model and processor of a released size (SAM2 ``hiera_t`` / ``hiera_l`` at
+    1024 px, SAM3 ``sam3`` at 1008 px with the byte-level tokenizer), built on ``device``:
+    random init of SAM3's 840M parameters takes minutes on a CPU, ``"meta"`` none."""
+    import torch
     import transformers as tf
 
+    from samgap_lib.models.tiny import byte_level_clip_tokenizer
+
+    if kind == "sam2":
+        ip = tf.Sam2ImageProcessor(
+            size={"height": 1024, "width": 1024}, mask_size={"height": 256, "width": 256}
+        )
+        with torch.device(device):
+            model = tf.Sam2Model(hub_sam2_config(arch))
+        return model, tf.Sam2Processor(image_processor=ip)
+    if arch != "sam3":
+        raise KeyError(f"no released SAM3 size {arch!r}; the released size is 'sam3'")
+    tokenizer = byte_level_clip_tokenizer()  # the released one is CLIP's BPE (49408 tokens)
+    config = tf.Sam3Config()
+    text = config.text_config
+    text.vocab_size = len(tokenizer)
+    text.bos_token_id, text.eos_token_id = len(tokenizer) - 2, len(tokenizer) - 1
+    text.pad_token_id = len(tokenizer) - 1
+    ip = tf.Sam3ImageProcessor(
+        size={"height": 1008, "width": 1008}, mask_size={"height": 288, "width": 288}
+    )
+    with torch.device(device):
+        model = tf.Sam3Model(config)
+    return model, tf.Sam3Processor(image_processor=ip, tokenizer=tokenizer)
+
+
+def _model(kind: str, arch: str, cfg: dict[str, Any], device: str = "cpu") -> tuple[Any, Any]:
+    """Model and processor of one benchmark cell."""
     from .arch import build_model
 
     if arch.startswith("orchard"):
         return build_model(cfg)
-    if kind == "sam2":
-        size = 1024
-        ip = tf.Sam2ImageProcessor(
-            size={"height": size, "width": size}, mask_size={"height": 256, "width": 256}
-        )
-        return tf.Sam2Model(hub_sam2_config(arch)), tf.Sam2Processor(image_processor=ip)
-    from samgap_lib.models.tiny import byte_level_clip_tokenizer
+    return released_model(kind, arch, device)
 
-    config = tf.Sam3Config()
-    config.text_config.vocab_size = 514
-    ip = tf.Sam3ImageProcessor(
-        size={"height": 1008, "width": 1008}, mask_size={"height": 288, "width": 288}
+
+def trainable_params(kind: str, arch: str, option: str) -> int:
+    """Trainable parameters of one benchmark cell, counted on a model built on the meta device
+    (no memory, no init: seconds even for SAM3's 840M parameters)."""
+    from .optim import freeze
+
+    cfg = bench_config(kind, arch, option, "cpu", 1)
+    model, _ = _model(kind, arch, cfg, "meta")
+    freeze(
+        model, kind, list(cfg["optim"]["freeze"]), int(cfg["optim"].get("freeze_vision_layers", 0))
     )
-    return tf.Sam3Model(config), tf.Sam3Processor(
-        image_processor=ip, tokenizer=byte_level_clip_tokenizer()
-    )
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def recorded_cuda() -> dict[str, Any]:
+    """The recorded CUDA measurements (`RECORDED_CUDA`)."""
+    from ..io import read_json
+
+    return read_json(RECORDED_CUDA)
+
+
+def cuda_table(recorded: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Rows for display: trainable parameters (M), peak GPU memory (GiB) and steps/s per cell.
+
+    Rows marked ``superseded`` (measured code that has changed since) are left out."""
+    rows = [
+        r for r in (recorded or recorded_cuda())["bench_train"]["rows"] if "superseded" not in r
+    ]
+    return [
+        {
+            "model": r["model"].upper(),
+            "size": r["arch"],
+            "option": r["option"],
+            "trainable (M)": round(r["trainable_params"] / 1e6, 1),
+            "peak GPU memory (GiB)": round(r["peak_mem_mb"] / 1024, 1),
+            "steps/s": r["steps_per_s"],
+        }
+        for r in rows
+    ]
 
 
 class saved_tensor_bytes:  # noqa: N801 - used as a context manager
@@ -177,7 +259,7 @@ def run_one(
     torch.set_num_threads(threads)
     cfg = bench_config(kind, arch, option, device, batch)
     dev = torch.device(device)
-    model, processor = _model(kind, arch, cfg)
+    model, processor = _model(kind, arch, cfg, device)
     size = ARCHS[kind][arch]
     pool = make_pool(load_samples(cfg, "train", cfg["data"]["n_train"]), size)
     task = make_task(cfg, model, processor)
@@ -203,7 +285,10 @@ def run_one(
         opt.zero_grad(set_to_none=True)
 
     idx0 = np.arange(batch) % len(pool)
-    with saved_tensor_bytes() as saved:
+    with (
+        saved_tensor_bytes() as saved,
+        torch.autocast(dev.type, dtype=amp, enabled=amp is not None),
+    ):  # activations as training keeps them: bf16 where the steps run in bf16
         loss, _ = lm(*task.batch(pool, idx0, step_rng(0, 0), dev))
     loss.backward()
     opt.zero_grad(set_to_none=True)
@@ -226,6 +311,7 @@ def run_one(
         "trainable_params": int(trainable),
         "activations_mb": saved.bytes / 2**20,
         "optimizer_state_mb": trainable * 8 / 2**20,
+        "precision": str(amp).removeprefix("torch.") if amp is not None else "float32",
         "steps_per_s": steps / dt,
         "peak_mem_mb": peak_memory_mb(dev),
     }

@@ -59,12 +59,19 @@ def _denoted(pool: Pool, i: int, concept: Concept) -> np.ndarray:
 
 
 def sam3_outputs(
-    model: Any, pixel: torch.Tensor, pair_image: torch.Tensor, tokens: dict, pair_text: torch.Tensor
+    model: Any,
+    pixel: torch.Tensor,
+    pair_image: torch.Tensor,
+    tokens: dict,
+    pair_text: torch.Tensor,
+    masks: bool = True,
 ) -> dict:
     """Sam3Model's forward with every decoder layer's scores and boxes kept (for aux losses).
 
     The image features of ``pixel`` are computed once and indexed per pair; the text features
-    once per distinct phrase. Same computation as ``Sam3Model.forward`` for text prompts.
+    once per distinct phrase. Same computation as ``Sam3Model.forward`` for text prompts, which
+    always runs the mask decoder; ``masks=False`` skips it (``"masks"`` and ``"semantic"`` are
+    then None), so boxes-only training keeps none of its activations.
     """
     from transformers.models.sam3.modeling_sam3 import box_cxcywh_to_xyxy, inverse_sigmoid
 
@@ -96,20 +103,24 @@ def sam3_outputs(
         text_features=enc.text_features,
         text_mask=text_mask,
     ).squeeze(-1)
-    masks = model.mask_decoder(
-        decoder_queries=dec.intermediate_hidden_states[-1],
-        backbone_features=list(fpn),
-        encoder_hidden_states=enc.last_hidden_state,
-        prompt_features=text_features,
-        prompt_mask=text_mask,
-    )
-    return {
+    out = {
         "logits": logits,  # (L, P, Q)
         "boxes": boxes,  # (L, P, Q, 4) normalised xyxy
         "presence": dec.presence_logits,  # (L, P, 1)
-        "masks": masks.pred_masks,  # (P, Q, h, w)
-        "semantic": masks.semantic_seg,  # (P, 1, h, w)
+        "masks": None,
+        "semantic": None,
     }
+    if masks:
+        dm = model.mask_decoder(
+            decoder_queries=dec.intermediate_hidden_states[-1],
+            backbone_features=list(fpn),
+            encoder_hidden_states=enc.last_hidden_state,
+            prompt_features=text_features,
+            prompt_mask=text_mask,
+        )
+        out["masks"] = dm.pred_masks  # (P, Q, h, w)
+        out["semantic"] = dm.semantic_seg  # (P, 1, h, w)
+    return out
 
 
 class Sam3Loss(torch.nn.Module):
@@ -124,13 +135,16 @@ class Sam3Loss(torch.nn.Module):
         self, pixel, pair_image, tokens, pair_text, gts
     ) -> tuple[torch.Tensor, dict[str, float]]:
         lc = self.cfg["loss"]
-        out = sam3_outputs(self.model, pixel, pair_image, tokens, pair_text)
+        seg = lc["segmentation"]
+        # the mask decoder runs only when a loss uses its output (boxes-only saves its memory)
+        out = sam3_outputs(
+            self.model, pixel, pair_image, tokens, pair_text, masks=seg or bool(lc["semantic"])
+        )
         n_layers = out["logits"].shape[0]
         layers = range(n_layers) if lc["aux"] else [n_layers - 1]
         alpha, gamma = lc["focal_alpha"], lc["focal_gamma"]
         n_gt = max(1, sum(len(g["boxes"]) for g in gts))
         sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=pixel.device))
-        seg = lc["segmentation"]
         size = pixel.shape[-1]
         mw = {
             "class": lc["match_class"],

@@ -1,0 +1,108 @@
+"""The training benchmark's options, its recorded CUDA results, and the GPU check script on CPU."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import transformers as tf
+
+from samgap_lib.training.arch import build_model
+from samgap_lib.training.bench import (
+    ARCHS,
+    OPTIONS,
+    VIT_LAYERS,
+    bench_config,
+    cuda_table,
+    recorded_cuda,
+    run_one,
+    trainable_params,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_vit_depths_match_the_architectures():
+    assert VIT_LAYERS["sam3"] == tf.Sam3Config().vision_config.backbone_config.num_hidden_layers
+    cfg = bench_config("sam3", "orchard-s", "full", "cpu", 1)
+    model, _ = build_model(cfg)
+    assert VIT_LAYERS["orchard-s"] == model.config.vision_config.backbone_config.num_hidden_layers
+
+
+@pytest.mark.parametrize("arch", ["orchard-s", "sam3"])
+def test_half_frozen_freezes_half_the_vit(arch):
+    for option in ("vision half frozen", "all savers"):
+        cfg = bench_config("sam3", arch, option, "cpu", 1)
+        assert cfg["optim"]["freeze_vision_layers"] == VIT_LAYERS[arch] // 2
+    savers = bench_config("sam3", arch, "all savers", "cpu", 1)
+    assert savers["train"]["grad_checkpointing"] is True
+    assert savers["loss"]["max_matched_queries"] == 4
+    assert savers["loss"]["segmentation"] is True
+    assert "text" in savers["optim"]["freeze"]
+
+
+def test_all_savers_trains_fewer_parameters_with_fewer_activations():
+    full = run_one("sam3", "orchard-s", "full", steps=1, batch=1)
+    savers = run_one("sam3", "orchard-s", "all savers", steps=1, batch=1)
+    assert savers["trainable_params"] < full["trainable_params"]
+    assert savers["activations_mb"] < full["activations_mb"]
+    assert savers["precision"] == full["precision"] == "float32"  # cpu, precision auto
+
+
+def test_recorded_cuda_rows_match_the_code():
+    """Every recorded cell names an option and size the benchmark has, and the parameters it
+    trained are what the benchmark's freezing trains now."""
+    rec = recorded_cuda()
+    rows = rec["bench_train"]["rows"]
+    assert rows
+    for r in rows:
+        assert r["option"] in OPTIONS[r["model"]] and r["arch"] in ARCHS[r["model"]]
+        assert r["device"] == "cuda" and r["peak_mem_mb"] > 0 and r["steps_per_s"] > 0
+        assert trainable_params(r["model"], r["arch"], r["option"]) == r["trainable_params"], r
+    assert {c for c, v in rec["gpu_check"]["checks"].items() if v["ok"]} == {
+        "inference",
+        "experiment",
+        "train-resume",
+        "ddp",
+    }
+    table = cuda_table(rec)
+    current = [r for r in rows if "superseded" not in r]
+    assert len(table) == len(current) and table[0]["peak GPU memory (GiB)"] > 0
+
+
+def test_gpu_check_runs_on_cpu_with_tiny_models(tmp_path):
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "report.json"
+    code = mod.main(
+        ["--device", "cpu", "--models", "tiny", "--work", str(tmp_path / "w"), "--out", str(out),
+         "--only", "inference", "experiment", "train-resume"]
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    assert code == 0, {k: v.get("error") for k, v in report["checks"].items()}
+    inf = report["checks"]["inference"]
+    assert inf["sam2_masks"] == [50, 720, 1280]
+    resume = report["checks"]["train-resume"]
+    assert resume["killed_after_checkpoint_step"] >= 2
+    # on CPU the resumed run repeats the uninterrupted one exactly
+    assert resume["losses_identical"] and resume["weights_identical"]
+    assert report["environment"]["device"] == "cpu"
+
+
+def test_boxes_only_training_skips_the_mask_decoder(monkeypatch):
+    from transformers.models.sam3 import modeling_sam3
+
+    calls = []
+    original = modeling_sam3.Sam3MaskDecoder.forward
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(modeling_sam3.Sam3MaskDecoder, "forward", counted)
+    boxes = run_one("sam3", "orchard-s", "boxes only (no masks)", steps=1, batch=1)
+    assert calls == []
+    full = run_one("sam3", "orchard-s", "full", steps=1, batch=1)
+    assert calls, "the mask loss needs the mask decoder"
+    assert boxes["activations_mb"] < full["activations_mb"]

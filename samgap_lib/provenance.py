@@ -37,40 +37,31 @@ def check_profile(profile: str) -> str:
     return profile
 
 
-def git_commit(path: str | Path | None = None) -> str | None:
-    """The git commit of the source tree holding ``path`` (default: this package), or None."""
+def _git(args: list[str], path: str | Path | None) -> str | None:
+    """Output of ``git ARGS`` in the source tree holding ``path`` (default: this package), or
+    None outside a git checkout."""
     where = Path(path) if path else Path(__file__).resolve().parent
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
+            ["git", *args], cwd=where, capture_output=True, text=True, timeout=5, check=True
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout
+
+
+def git_commit(path: str | Path | None = None) -> str | None:
+    """The git commit of the source tree holding ``path`` (default: this package), or None."""
+    out = _git(["rev-parse", "HEAD"], path)
+    return (out or "").strip() or None
 
 
 def git_dirty(path: str | Path | None = None) -> bool | None:
     """Whether tracked files of the source tree holding ``path`` differ from its commit (None
     outside a git checkout): a result computed with uncommitted changes names its commit only
     approximately."""
-    where = Path(path) if path else Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(out.stdout.strip())
+    out = _git(["status", "--porcelain", "--untracked-files=no"], path)
+    return None if out is None else bool(out.strip())
 
 
 def _versions() -> dict[str, str | None]:

@@ -200,7 +200,7 @@ def cuda_table(recorded: dict[str, Any] | None = None) -> list[dict[str, Any]]:
             "option": r["option"],
             "trainable (M)": round(r["trainable_params"] / 1e6, 1),
             "peak GPU memory (GiB)": round(r["peak_mem_mb"] / 1024, 1),
-            "steps/s": r["steps_per_s"],
+            "steps/s": round(r["steps_per_s"], 2),
         }
         for r in rows
     ]

@@ -106,3 +106,10 @@ def test_boxes_only_training_skips_the_mask_decoder(monkeypatch):
     full = run_one("sam3", "orchard-s", "full", steps=1, batch=1)
     assert calls, "the mask loss needs the mask decoder"
     assert boxes["activations_mb"] < full["activations_mb"]
+
+
+def test_click_cost_times_both_predictions():
+    from samgap_lib.training.bench import click_cost_ms
+
+    cost = click_cost_ms(size=128, radius=20, repeats=1)  # a timing: its ratio is for the book
+    assert set(cost) == {"near", "random"} and all(v > 0 for v in cost.values())

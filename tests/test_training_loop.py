@@ -169,3 +169,37 @@ def test_sam3_checkpoint_carries_its_postprocessing(tmp_path, mask_in_box, nms_i
     assert inside is mask_in_box  # the untrained masks spill out of their boxes unless cut
     no_dups = len(mask_nms(out.masks, out.scores, 0.5)) == len(out.masks)
     assert no_dups is (nms_iou is not None)  # the untrained queries answer alike
+
+
+@pytest.mark.parametrize("model_name", ["sam2", "sam3"])
+def test_gradients_repeat_exactly_on_two_threads(model_name):
+    """The orchard-tiny recipe trains on 2 CPU threads and must repeat from its seed: every
+    backward pass on the same batch gives the same gradients, bit for bit. (SAM3's per-pair
+    indexing of image and text features once summed its gradients with thread atomics.)"""
+    from samgap_lib.training.config import merge
+    from samgap_lib.training.data import load_samples, make_pool, step_rng
+    from samgap_lib.training.recipes import ORCHARD_TINY
+    from samgap_lib.training.trainer import make_task
+
+    cfg = load_config(
+        merge(ORCHARD_TINY[model_name], {"data": {"n_train": 8, "n_val": 0}}), model=model_name
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model, processor = build_model(cfg)
+        task = make_task(cfg, model, processor)
+        pool = task.filter_pool(make_pool(load_samples(cfg, "train", 8), cfg["data"]["image_size"]))
+        lm = task.loss_module(model)
+        grads = []
+        for _ in range(4):
+            model.zero_grad(set_to_none=True)
+            inputs = task.batch(pool, np.arange(4), step_rng(0, 0), torch.device("cpu"))
+            lm(*inputs)[0].backward()
+            grads.append(
+                {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+            )
+    finally:
+        torch.set_num_threads(threads)
+    differing = sorted(n for g in grads[1:] for n in g if not torch.equal(g[n], grads[0][n]))
+    assert not differing, f"gradients differ between identical passes: {differing[:5]}"

@@ -26,6 +26,7 @@ __all__ = [
     "RECORDED_CUDA",
     "recorded_cuda",
     "cuda_table",
+    "click_cost_ms",
 ]
 
 # What benchmarks/gpu_check.py and bench_train.py --device cuda measured on a GPU machine
@@ -204,6 +205,32 @@ def cuda_table(recorded: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def click_cost_ms(size: int = 1024, radius: int = 40, repeats: int = 5, seed: int = 0) -> dict:
+    """Milliseconds per RITM correction click (`Clicker.next_click`) on a ``size`` px image with
+    one round object, against a prediction near it and against random noise (what an untrained
+    model predicts): the clicker's distance transform covers the box round both masks."""
+    import numpy as np
+
+    from samgap_lib.prompts import Clicker
+
+    yy, xx = np.mgrid[:size, :size]
+    c = size // 2
+    gt = (yy - c) ** 2 + (xx - c) ** 2 < radius**2
+    preds = {
+        "near": (yy - c - 5) ** 2 + (xx - c - 5) ** 2 < (radius - 2) ** 2,
+        "random": np.random.default_rng(seed).random((size, size)) < 0.5,
+    }
+    out = {}
+    for name, pred in preds.items():
+        clicker = Clicker(gt)
+        clicker.next_click(None)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            clicker.next_click(pred)
+        out[name] = (time.perf_counter() - t0) / repeats * 1000
+    return out
 
 
 class saved_tensor_bytes:  # noqa: N801 - used as a context manager

@@ -76,12 +76,14 @@ def sam3_outputs(
     from transformers.models.sam3.modeling_sam3 import box_cxcywh_to_xyxy, inverse_sigmoid
 
     vision = model.get_vision_features(pixel_values=pixel)
-    fpn = [f[pair_image] for f in vision.fpn_hidden_states[:-1]]
-    pos = [p[pair_image] for p in vision.fpn_position_encoding[:-1]]
+    # index_select, not x[idx]: the backward of advanced indexing with repeated indices adds with
+    # atomics on CPU threads (run-to-run differences); index_select's (index_add) adds in order
+    fpn = [f.index_select(0, pair_image) for f in vision.fpn_hidden_states[:-1]]
+    pos = [p.index_select(0, pair_image) for p in vision.fpn_position_encoding[:-1]]
     text = model.get_text_features(
         input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"], return_dict=True
     )
-    text_features = text.pooler_output[pair_text]
+    text_features = text.pooler_output.index_select(0, pair_text)
     text_mask = tokens["attention_mask"][pair_text].bool()
     enc = model.detr_encoder(
         vision_features=[fpn[-1]],

@@ -154,7 +154,10 @@ def decode_objects(
             else:
                 m = pv
             kwargs["input_masks"] = torch.from_numpy(m).to(dev)
-        res = model(image_embeddings=[e[img] for e in embeddings], multimask_output=mm, **kwargs)
+        # index_select, not e[img]: several objects share an image, and the backward of advanced
+        # indexing with repeated indices adds with thread atomics on CPU (runs would differ)
+        emb = [e.index_select(0, img) for e in embeddings]
+        res = model(image_embeddings=emb, multimask_output=mm, **kwargs)
         logits = res.pred_masks[:, 0]  # (n, C, h, w)
         ious = res.iou_scores[:, 0]
         for r, i in enumerate(group):

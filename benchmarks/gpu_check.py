@@ -12,8 +12,10 @@ what runs, how fast, in how much memory, and whether a resumed run repeats an un
 Checks (each reported pass/fail with its numbers, the next one runs either way):
 
 ``inference``
-    `load_sam2` / `load_sam3` from the folders on CUDA (bf16 autocast): set one 1024 px image,
-    then 50 box prompts in one call; one image, 8 phrases in one call. Times and peak memory.
+    `load_sam2` / `load_sam3` from the folders on CUDA (bf16 autocast): set one 720x1280 image
+    (MinneApple's frame size), then 50 box prompts in one call; 8 phrases in one call. Times and
+    peak memory; then 2 phrases at score threshold 0, so that every query's mask goes through
+    the post-processing (a random SAM3 scores nothing above 0.5).
 ``experiment``
     `samgap run compare --profile paper` on a MinneApple-format folder written from the
     synthetic orchard (`write_minneapple`), with the two folders as the models' sources.
@@ -149,6 +151,11 @@ def check_inference(models: dict[str, Any], work: Path, device: str) -> dict[str
     if sorted(preds) != sorted(phrases):
         raise AssertionError(f"SAM3 answered {sorted(preds)} for {sorted(phrases)}")
     res["sam3_detections"] = {p: len(pred.scores) for p, pred in preds.items()}
+    low = sam3.segment(phrases=phrases[:2], threshold=0.0)
+    shapes = {p: list(np.asarray(pred.masks).shape) for p, pred in low.items()}
+    if any(sh[0] == 0 or tuple(sh[1:]) != sample.image.shape[:2] for sh in shapes.values()):
+        raise AssertionError(f"SAM3 at threshold 0 returned masks of shapes {shapes}")
+    res["sam3_threshold0_masks"] = shapes
     res["sam3_peak_mb"] = _peak_mb(device)
     res["sam3_amp_dtype"] = str(sam3.amp_dtype)
     return res

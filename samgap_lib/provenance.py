@@ -78,14 +78,9 @@ def resolved_device(device: str = "cpu") -> str:
     """``device`` as run: ``"auto"`` becomes cuda, mps or cpu, whichever torch would pick."""
     if str(device) != "auto":
         return str(device)
-    try:
-        import torch
-    except ImportError:
-        return "cpu"
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    return "mps" if mps is not None and mps.is_available() else "cpu"
+    from .models.loading import resolve_device
+
+    return resolve_device("auto").type
 
 
 def device_name(device: str = "cpu") -> str:

@@ -83,6 +83,7 @@ def test_gpu_check_runs_on_cpu_with_tiny_models(tmp_path):
     assert code == 0, {k: v.get("error") for k, v in report["checks"].items()}
     inf = report["checks"]["inference"]
     assert inf["sam2_masks"] == [50, 720, 1280]
+    assert all(sh[1:] == [720, 1280] for sh in inf["sam3_threshold0_masks"].values())
     resume = report["checks"]["train-resume"]
     assert resume["killed_after_checkpoint_step"] >= 2
     # on CPU the resumed run repeats the uninterrupted one exactly

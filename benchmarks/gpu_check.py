@@ -65,24 +65,27 @@ def write_models(root: Path, device: str = "cuda", models: str = "released") -> 
     SAM3's 840M parameters take minutes on a CPU). ``tiny``: `samgap_lib.models.tiny`.
     """
     import torch
+    import transformers as tf
 
-    from samgap_lib.models.tiny import TINY_IMAGE_SIZE, build_tiny_hf
-    from samgap_lib.training.bench import released_model
+    from samgap_lib.models.tiny import TINY_IMAGE_SIZE, write_tiny_checkpoints
+    from samgap_lib.training.bench import ARCHS, released_model
 
-    out: dict[str, Any] = {"sam2": root / "sam2", "sam3": root / "sam3"}
-    torch.manual_seed(0)
-    released = {"sam2": "hiera_l", "sam3": "sam3"}
-    for name in ("sam2", "sam3"):
-        if models == "tiny":
-            model, processor = build_tiny_hf(f"hf-{name}")
-        else:
-            model, processor = released_model(name, released[name], device)
-        model.save_pretrained(out[name])
-        processor.save_pretrained(out[name])
-        if name == "sam3":
-            out["vit_layers"] = model.config.vision_config.backbone_config.num_hidden_layers
-        del model
-    out["size"] = dict(TINY_IMAGE_SIZE) if models == "tiny" else {"sam2": 1024, "sam3": 1008}
+    if models == "tiny":
+        tiny = write_tiny_checkpoints(root, include=("hf-sam2", "hf-sam3"))
+        out: dict[str, Any] = {"sam2": tiny["hf-sam2"], "sam3": tiny["hf-sam3"]}
+        out["size"] = dict(TINY_IMAGE_SIZE)
+    else:
+        out = {"sam2": root / "sam2", "sam3": root / "sam3"}
+        released = {"sam2": "hiera_l", "sam3": "sam3"}
+        torch.manual_seed(0)
+        for name, arch in released.items():
+            model, processor = released_model(name, arch, device)
+            model.save_pretrained(out[name])
+            processor.save_pretrained(out[name])
+            del model
+        out["size"] = {name: ARCHS[name][arch] for name, arch in released.items()}
+    vision = tf.Sam3Config.from_pretrained(out["sam3"]).vision_config
+    out["vit_layers"] = vision.backbone_config.num_hidden_layers
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return out

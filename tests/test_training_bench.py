@@ -11,29 +11,29 @@ from samgap_lib.training.arch import build_model
 from samgap_lib.training.bench import (
     ARCHS,
     OPTIONS,
-    VIT_LAYERS,
     bench_config,
     cuda_table,
     recorded_cuda,
     run_one,
     trainable_params,
+    vit_layers,
 )
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_vit_depths_match_the_architectures():
-    assert VIT_LAYERS["sam3"] == tf.Sam3Config().vision_config.backbone_config.num_hidden_layers
+    assert vit_layers("sam3") == tf.Sam3Config().vision_config.backbone_config.num_hidden_layers
     cfg = bench_config("sam3", "orchard-s", "full", "cpu", 1)
     model, _ = build_model(cfg)
-    assert VIT_LAYERS["orchard-s"] == model.config.vision_config.backbone_config.num_hidden_layers
+    assert vit_layers("orchard-s") == model.config.vision_config.backbone_config.num_hidden_layers
 
 
 @pytest.mark.parametrize("arch", ["orchard-s", "sam3"])
 def test_half_frozen_freezes_half_the_vit(arch):
     for option in ("vision half frozen", "all savers"):
         cfg = bench_config("sam3", arch, option, "cpu", 1)
-        assert cfg["optim"]["freeze_vision_layers"] == VIT_LAYERS[arch] // 2
+        assert cfg["optim"]["freeze_vision_layers"] == vit_layers(arch) // 2
     savers = bench_config("sam3", arch, "all savers", "cpu", 1)
     assert savers["train"]["grad_checkpointing"] is True
     assert savers["loss"]["max_matched_queries"] == 4

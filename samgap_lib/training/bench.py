@@ -15,7 +15,7 @@ __all__ = [
     "OPTIONS",
     "ARCHS",
     "HALF",
-    "VIT_LAYERS",
+    "vit_layers",
     "bench_config",
     "run_one",
     "run_isolated",
@@ -34,8 +34,6 @@ __all__ = [
 RECORDED_CUDA = Path(__file__).with_name("cuda_results.json")
 
 HALF = "half"  # freeze_vision_layers placeholder: half of the architecture's ViT layers
-# ViT depth per SAM3 architecture (orchard-s: training.arch; sam3: transformers' Sam3Config()).
-VIT_LAYERS = {"orchard-s": 2, "sam3": 32}
 
 # Freezing / memory options: name -> config overrides.
 OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
@@ -100,6 +98,16 @@ def hub_sam2_config(name: str) -> Any:
     return Sam2Config(vision_config=vision)
 
 
+def vit_layers(arch: str) -> int:
+    """ViT depth of a SAM3 benchmark architecture, read from its config (no model is built)."""
+    import transformers as tf
+
+    from .arch import sam3_config
+
+    config = tf.Sam3Config() if arch == "sam3" else sam3_config(arch)
+    return int(config.vision_config.backbone_config.num_hidden_layers)
+
+
 def bench_config(kind: str, arch: str, option: str, device: str, batch: int) -> dict[str, Any]:
     """The training config of one benchmark cell."""
     from .config import load_config, merge
@@ -108,7 +116,7 @@ def bench_config(kind: str, arch: str, option: str, device: str, batch: int) -> 
     size = ARCHS[kind][arch]
     option_over = OPTIONS[kind][option]
     if option_over.get("optim", {}).get("freeze_vision_layers") == HALF:
-        optim = {**option_over["optim"], "freeze_vision_layers": VIT_LAYERS[arch] // 2}
+        optim = {**option_over["optim"], "freeze_vision_layers": vit_layers(arch) // 2}
         option_over = {**option_over, "optim": optim}
     over = merge(ORCHARD_TINY[kind], option_over)
     over = merge(
@@ -136,8 +144,9 @@ def released_model(kind: str, arch: str, device: str = "cpu") -> tuple[Any, Any]
     from samgap_lib.models.tiny import byte_level_clip_tokenizer
 
     if kind == "sam2":
+        size = ARCHS["sam2"][arch]
         ip = tf.Sam2ImageProcessor(
-            size={"height": 1024, "width": 1024}, mask_size={"height": 256, "width": 256}
+            size={"height": size, "width": size}, mask_size={"height": 256, "width": 256}
         )
         with torch.device(device):
             model = tf.Sam2Model(hub_sam2_config(arch))
@@ -150,8 +159,9 @@ def released_model(kind: str, arch: str, device: str = "cpu") -> tuple[Any, Any]
     text.vocab_size = len(tokenizer)
     text.bos_token_id, text.eos_token_id = len(tokenizer) - 2, len(tokenizer) - 1
     text.pad_token_id = len(tokenizer) - 1
+    size = ARCHS["sam3"][arch]
     ip = tf.Sam3ImageProcessor(
-        size={"height": 1008, "width": 1008}, mask_size={"height": 288, "width": 288}
+        size={"height": size, "width": size}, mask_size={"height": 288, "width": 288}
     )
     with torch.device(device):
         model = tf.Sam3Model(config)

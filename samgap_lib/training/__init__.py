@@ -7,6 +7,8 @@ or from released checkpoints; losses, configs, checkpoints, logs, DDP and orchar
 - `ensure_orchard_tiny()`: the smoke profile's SAM2 and SAM3 trained from scratch (cached).
 - `DensePromptSegmenter`: how to prompt an orchard-tiny SAM2 (prompts drawn into the mask input).
 - `OFFICIAL_RECIPES`, `recipe_table()`: the released fine-tuning recipes as data.
+- Studies of the orchard-tiny recipes, run as modules, their results recorded for chapter 4:
+  `token_only` (SAM2 without drawn prompts) and `seed_spread` (the recipes with other seeds).
 """
 
 from ..models.dense import DensePromptSegmenter, dense_spec, draw_dense_prompts

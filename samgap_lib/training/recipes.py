@@ -34,6 +34,7 @@ __all__ = [
     "cache_root",
     "ensure_orchard_tiny",
     "evaluate_checkpoint",
+    "held_out_samples",
 ]
 
 # What the released training configs do (REFERENCE.md; sam2 training/ and sam3 README_TRAIN.md).
@@ -181,6 +182,7 @@ ORCHARD_TINY: dict[str, dict[str, Any]] = {
     },
 }
 HELD_OUT = {"sam2": 50, "sam3": 50}
+HELD_OUT_SIZE = {"sam2": 128, "sam3": 224}  # px
 SAM3_EVAL_PHRASES = [
     "ripe apple",
     "unripe apple",
@@ -213,7 +215,7 @@ def orchard_tiny_config(
 
 def _code_files() -> list[Path]:
     pkg = Path(__file__).resolve().parent.parent
-    skip = {"token_only.py", "bench.py", "cli.py"}  # not used to train orchard-tiny
+    skip = {"token_only.py", "seed_spread.py", "bench.py", "cli.py"}  # not used to train it
     files = sorted(f for f in (pkg / "training").glob("*.py") if f.name not in skip)
     files += sorted((pkg / "configs").glob("train_*.yml"))
     return files + [pkg / "data" / "synthetic.py", pkg / "models" / "dense.py"]
@@ -262,18 +264,13 @@ def evaluate_checkpoint(
     224 px for `SAM3_EVAL_PHRASES`; ``postprocess=False`` switches off the post-processing the
     checkpoint asks for beyond SAM3's own (masks cut to their boxes, mask NMS).
     """
-    from samgap_lib.data import synthetic_orchard
-
-    from ..data.profiles import SPLIT_START
-
-    n = n_images or HELD_OUT[model]
+    samples = held_out_samples(model, n_images, seed)
     if model == "sam2":
         from samgap_lib.models import load_sam2
 
         from .sam2_task import evaluate_sam2
 
         seg = load_sam2(folder, device="cpu")  # draws prompts into the mask input if trained so
-        samples = synthetic_orchard(n, seed=seed, size=(128, 128), start=SPLIT_START["test"])
         return evaluate_sam2(seg, samples, clicks=3)
     from samgap_lib.models import load_sam3
 
@@ -282,8 +279,19 @@ def evaluate_checkpoint(
     seg = load_sam3(folder, device="cpu")
     if not postprocess:
         seg.mask_in_box, seg.nms_iou = False, None
-    samples = synthetic_orchard(n, seed=seed, size=(224, 224), start=SPLIT_START["test"])
     return evaluate_sam3(seg, samples, SAM3_EVAL_PHRASES)["summary"]
+
+
+def held_out_samples(model: str, n_images: int | None = None, seed: int = 0) -> list[Any]:
+    """The held-out images `evaluate_checkpoint` scores ``model`` on: the synthetic orchard's
+    ``test`` split, 128 px for SAM2 and 224 px for SAM3 (``HELD_OUT[model]`` images)."""
+    from samgap_lib.data import synthetic_orchard
+
+    from ..data.profiles import SPLIT_START
+
+    size = HELD_OUT_SIZE[model]
+    n = n_images or HELD_OUT[model]
+    return synthetic_orchard(n, seed=seed, size=(size, size), start=SPLIT_START["test"])
 
 
 def _train_one(model: str, target: Path, log: Any) -> Path:

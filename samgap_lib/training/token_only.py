@@ -117,14 +117,10 @@ def load_tokens_only(folder: str | os.PathLike) -> Any:
 
 
 def _evaluate_tokens_only(folder: Path, n_images: int) -> dict[str, float]:
-    from samgap_lib.data import synthetic_orchard
-
-    from ..data.profiles import SPLIT_START
+    from .recipes import held_out_samples
     from .sam2_task import evaluate_sam2
 
-    seg = load_tokens_only(folder)
-    samples = synthetic_orchard(n_images, seed=0, size=(128, 128), start=SPLIT_START["test"])
-    return evaluate_sam2(seg, samples, clicks=3)
+    return evaluate_sam2(load_tokens_only(folder), held_out_samples("sam2", n_images), clicks=3)
 
 
 def run_token_only(

@@ -1,0 +1,334 @@
+"""How much do the orchard-tiny numbers depend on the seed? Retrain the recipe with other seeds.
+
+The orchard-tiny recipes are deterministic: one seed gives the same checkpoint on every run with
+the same thread count. So the held-out numbers on the checkpoint's card are one draw. This module
+retrains the unchanged recipe with other initialisation and sampling seeds (``init.seed`` and
+``train.seed``; the training images stay the same) and evaluates each run as the card does
+(`recipes.evaluate_checkpoint`). `RESULTS` holds the numbers of the last run, with the command
+that produced them; chapter 4 reads it and `spread_table` summarises it.
+
+Run it (one process per model and seed; about 5 minutes per SAM2 seed and 12 per SAM3 seed on
+one thread)::
+
+    OMP_NUM_THREADS=1 python -m samgap_lib.training.seed_spread --model sam3 --seeds 0 --out s0.json
+    python -m samgap_lib.training.seed_spread --merge s0.json s1.json ... --out all.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from samgap_lib.io import read_json, write_json
+
+from .config import merge
+from .recipes import ORCHARD_TINY, orchard_tiny_config
+
+__all__ = ["METRICS", "RESULTS", "run_seed", "merge_runs", "spread_table", "main"]
+
+# The card metrics recorded per seed.
+METRICS: dict[str, list[str]] = {
+    "sam2": ["click_mIoU@1", "click_mIoU@3", "box_mIoU", "NoC@0.85"],
+    "sam3": [
+        "recall[ripe apple]",
+        "precision[ripe apple]",
+        "recall[unripe apple]",
+        "precision[unripe apple]",
+        "recall[apple]",
+        "precision[apple]",
+        "selectivity[ripe apple]",
+        "selectivity[unripe apple]",
+        "det_per_image[pear]",
+        "cgF1",
+    ],
+}
+
+# Filled in from `python -m samgap_lib.training.seed_spread` (see RESULTS["command"]).
+RESULTS: dict[str, Any] = {
+    "command": "OMP_NUM_THREADS=1 python -m samgap_lib.training.seed_spread --model M --seeds S "
+    "(one process per model and seed), joined with --merge",
+    "device": "CPU, 1 torch thread per run, two runs side by side on a shared 2-core machine",
+    "n_held_out_images": 50,
+    "models": {
+        "sam2": {
+            "recipe": {
+                "init": {"arch": "orchard-m", "seed": 0},
+                "data": {
+                    "n_train": 1500,
+                    "n_val": 0,
+                    "image_size": 192,
+                    "seed": 0,
+                    "max_objects": 4,
+                },
+                "prompts": {
+                    "weights": {"click": 0.35, "point": 0.15, "box": 0.5},
+                    "per_object": 2,
+                    "p_correction": 0.3,
+                    "max_corrections": 2,
+                    "dense_first_radius": 3.0,
+                },
+                "loss": {"focal": 20.0, "dice": 20.0, "iou": 1.0},
+                "optim": {
+                    "lr": 0.002,
+                    "weight_decay": 0.01,
+                    "warmup_steps": 50,
+                    "grad_clip": 10.0,
+                    "layer_decay": 1.0,
+                },
+                "train": {
+                    "steps": 450,
+                    "batch_images": 8,
+                    "eval_every": 0,
+                    "checkpoint_every": 100,
+                    "log_every": 20,
+                    "seed": 0,
+                },
+            },
+            "torch_threads": 1,
+            "runs": [
+                {
+                    "seed": 0,
+                    "steps": 450,
+                    "train_s": 287.7,
+                    "click_mIoU@1": 0.6985,
+                    "click_mIoU@3": 0.7438,
+                    "box_mIoU": 0.7722,
+                    "NoC@0.85": 2.1672,
+                },
+                {
+                    "seed": 1,
+                    "steps": 450,
+                    "train_s": 298.5,
+                    "click_mIoU@1": 0.6711,
+                    "click_mIoU@3": 0.7477,
+                    "box_mIoU": 0.779,
+                    "NoC@0.85": 2.2265,
+                },
+                {
+                    "seed": 2,
+                    "steps": 450,
+                    "train_s": 297.9,
+                    "click_mIoU@1": 0.6943,
+                    "click_mIoU@3": 0.7634,
+                    "box_mIoU": 0.7909,
+                    "NoC@0.85": 2.1533,
+                },
+            ],
+        },
+        "sam3": {
+            "recipe": {
+                "init": {"arch": "orchard-s", "seed": 0},
+                "data": {
+                    "n_train": 1200,
+                    "n_val": 0,
+                    "image_size": 224,
+                    "seed": 0,
+                    "ripeness_mix": True,
+                    "phrases_per_image": 4,
+                },
+                "loss": {
+                    "segmentation": True,
+                    "class_loss": "iabce",
+                    "class": 20.0,
+                    "pos_weight": 20.0,
+                    "class_on_negatives": False,
+                    "bbox": 5.0,
+                    "giou": 2.0,
+                    "presence": 5.0,
+                    "mask_focal": 200.0,
+                    "mask_dice": 10.0,
+                    "semantic": 1.0,
+                    "aux": True,
+                    "match_mask": 2.0,
+                },
+                "optim": {
+                    "lr": 0.001,
+                    "weight_decay": 0.01,
+                    "warmup_steps": 50,
+                    "grad_clip": 10.0,
+                    "layer_decay": 1.0,
+                    "lr_mult": {"vision": 1.0, "text": 1.0, "detector": 1.0},
+                },
+                "train": {
+                    "steps": 1100,
+                    "batch_images": 4,
+                    "eval_every": 0,
+                    "checkpoint_every": 200,
+                    "log_every": 20,
+                    "seed": 0,
+                },
+                "eval": {
+                    "phrases": ["ripe apple", "unripe apple", "apple", "pear", "leaf"],
+                    "mask_in_box": True,
+                    "nms_iou": 0.5,
+                },
+            },
+            "torch_threads": 1,
+            "runs": [
+                {
+                    "seed": 0,
+                    "steps": 1100,
+                    "train_s": 680.7,
+                    "recall[ripe apple]": 0.4839,
+                    "precision[ripe apple]": 0.6897,
+                    "recall[unripe apple]": 0.2826,
+                    "precision[unripe apple]": 0.3768,
+                    "recall[apple]": 0.308,
+                    "precision[apple]": 0.5329,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.1193,
+                },
+                {
+                    "seed": 1,
+                    "steps": 1100,
+                    "train_s": 668.0,
+                    "recall[ripe apple]": 0.4032,
+                    "precision[ripe apple]": 0.4098,
+                    "recall[unripe apple]": 0.2283,
+                    "precision[unripe apple]": 0.3889,
+                    "recall[apple]": 0.2976,
+                    "precision[apple]": 0.4155,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.0958,
+                },
+                {
+                    "seed": 2,
+                    "steps": 1100,
+                    "train_s": 671.2,
+                    "recall[ripe apple]": 0.4032,
+                    "precision[ripe apple]": 0.4902,
+                    "recall[unripe apple]": 0.2391,
+                    "precision[unripe apple]": 0.4231,
+                    "recall[apple]": 0.2768,
+                    "precision[apple]": 0.4348,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.0924,
+                },
+            ],
+        },
+    },
+}
+
+
+def run_seed(
+    model: str,
+    seed: int,
+    n_images: int | None = None,
+    num_threads: int | None = None,
+    steps: int | None = None,
+) -> dict[str, Any]:
+    """Train the orchard-tiny ``model`` recipe with ``init.seed = train.seed = seed`` and
+    evaluate it on the held-out images; returns ``{"seed", "steps", "train_s", <METRICS>}``.
+    ``steps`` shortens the schedule (tests); leave it out to measure the recipe."""
+    from .recipes import evaluate_checkpoint
+    from .trainer import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = orchard_tiny_config(model, Path(tmp) / "run", num_threads=num_threads)
+        over: dict[str, Any] = {"init": {"seed": seed}, "train": {"seed": seed}}
+        if steps is not None:
+            over["train"]["steps"] = steps
+        cfg = merge(cfg, over)
+        t0 = time.perf_counter()
+        res = train(cfg)
+        wall = time.perf_counter() - t0
+        m = evaluate_checkpoint(model, res.final, n_images)
+    return {
+        "seed": seed,
+        "steps": cfg["train"]["steps"],
+        "train_s": round(wall, 1),
+        **{k: round(float(m[k]), 4) for k in METRICS[model]},
+    }
+
+
+def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Join the outputs of several ``--model/--seeds`` runs into one `RESULTS`-shaped dict."""
+    out: dict[str, Any] = {"models": {}}
+    for p in parts:
+        for model, block in p["models"].items():
+            have = out["models"].setdefault(
+                model,
+                {"recipe": block["recipe"], "torch_threads": block["torch_threads"], "runs": []},
+            )
+            if have["recipe"] != block["recipe"] or have["torch_threads"] != block["torch_threads"]:
+                raise ValueError(
+                    f"{model}: the runs to merge used different recipes or thread counts; "
+                    "rerun them on one recipe with one OMP_NUM_THREADS."
+                )
+            have["runs"] += block["runs"]
+    for block in out["models"].values():
+        block["runs"].sort(key=lambda r: r["seed"])
+        seeds = [r["seed"] for r in block["runs"]]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"a seed appears twice in the runs to merge: {seeds}.")
+    return out
+
+
+def spread_table(results: dict[str, Any], model: str) -> list[dict[str, Any]]:
+    """One row per metric: each seed's value, then mean, min and max over the seeds."""
+    runs = results["models"][model]["runs"]
+    rows = []
+    for k in METRICS[model]:
+        vals = np.array([r[k] for r in runs], float)
+        row: dict[str, Any] = {"metric": k}
+        row.update({f"seed {r['seed']}": r[k] for r in runs})
+        ok = vals[np.isfinite(vals)]
+        row.update(
+            {
+                "mean": round(float(ok.mean()), 3) if len(ok) else float("nan"),
+                "min": round(float(ok.min()), 3) if len(ok) else float("nan"),
+                "max": round(float(ok.max()), 3) if len(ok) else float("nan"),
+            }
+        )
+        rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=sorted(ORCHARD_TINY))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--images", type=int, default=None, help="held-out images (card default)")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="join earlier outputs instead")
+    p.add_argument("--out", default="seed_spread.json")
+    args = p.parse_args(argv)
+    if args.merge:
+        res = merge_runs([read_json(f) for f in args.merge])
+    else:
+        if not args.model:
+            p.error("--model is required unless --merge is given")
+        import torch
+
+        threads = int(os.environ.get("OMP_NUM_THREADS", "0")) or None
+        runs = []
+        for s in args.seeds:
+            runs.append(run_seed(args.model, s, args.images, threads))
+            print(runs[-1], flush=True)
+        res = {
+            "models": {
+                args.model: {
+                    "recipe": ORCHARD_TINY[args.model],
+                    "torch_threads": threads or torch.get_num_threads(),
+                    "runs": runs,
+                }
+            }
+        }
+    res["command"] = "python -m samgap_lib.training.seed_spread"
+    write_json(res, args.out, indent=2)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

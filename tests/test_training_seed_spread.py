@@ -8,7 +8,7 @@ import math
 import pytest
 
 from samgap_lib.training.recipes import ORCHARD_TINY
-from samgap_lib.training.seed_spread import METRICS, RESULTS, merge_runs, run_seed, spread_table
+from samgap_lib.training.seed_spread import METRICS, RESULTS, main, merge_runs, spread_table
 
 
 def _part(model: str, seeds: list[int], threads: int = 1, recipe=None) -> dict:
@@ -22,9 +22,14 @@ def _part(model: str, seeds: list[int], threads: int = 1, recipe=None) -> dict:
 
 
 def test_merge_runs_joins_models_and_sorts_seeds():
-    out = merge_runs([_part("sam3", [2, 0]), _part("sam2", [1]), _part("sam3", [1])])
+    longer = _part("sam3", [0])
+    block = longer["models"]["sam3"]
+    block["longer"] = [dict(r, steps=9) for r in block.pop("runs")]
+    out = merge_runs([_part("sam3", [2, 0]), _part("sam2", [1]), _part("sam3", [1]), longer])
     assert [r["seed"] for r in out["models"]["sam3"]["runs"]] == [0, 1, 2]
+    assert [(r["seed"], r["steps"]) for r in out["models"]["sam3"]["longer"]] == [(0, 9)]
     assert [r["seed"] for r in out["models"]["sam2"]["runs"]] == [1]
+    assert out["models"]["sam2"]["longer"] == []
 
 
 @pytest.mark.parametrize(
@@ -59,12 +64,19 @@ def test_recorded_results_match_the_current_recipes():
         assert block["recipe"] == json.loads(json.dumps(ORCHARD_TINY[model]))
         assert len(block["runs"]) >= 3
         assert {r["steps"] for r in block["runs"]} == {ORCHARD_TINY[model]["train"]["steps"]}
-        assert all(set(METRICS[model]) <= set(r) for r in block["runs"])
+        assert all(set(METRICS[model]) <= set(r) for r in block["runs"] + block["longer"])
+        assert all(r["steps"] > ORCHARD_TINY[model]["train"]["steps"] for r in block["longer"])
 
 
 @pytest.mark.slow
-def test_run_seed_trains_and_scores_a_short_schedule():
-    a = run_seed("sam2", 3, n_images=2, num_threads=1, steps=2)
-    assert a["seed"] == 3 and a["steps"] == 2 and a["train_s"] > 0
-    assert set(METRICS["sam2"]) <= set(a)
-    assert all(math.isfinite(a[k]) for k in METRICS["sam2"])
+def test_cli_trains_and_scores_a_short_schedule(tmp_path):
+    out = tmp_path / "s.json"
+    args = ["--model", "sam2", "--seeds", "3", "--steps", "2", "--images", "2", "--out", str(out)]
+    assert main(args) == 0
+    block = json.loads(out.read_text())["models"]["sam2"]
+    assert "runs" not in block and len(block["longer"]) == 1  # --steps runs are "longer" runs
+    r = block["longer"][0]
+    assert r["seed"] == 3 and r["steps"] == 2 and r["train_s"] > 0
+    assert all(math.isfinite(r[k]) for k in METRICS["sam2"])
+    merged = merge_runs([json.loads(out.read_text())])
+    assert merged["models"]["sam2"]["longer"] == [r]

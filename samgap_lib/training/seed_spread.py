@@ -52,8 +52,10 @@ METRICS: dict[str, list[str]] = {
 # Filled in from `python -m samgap_lib.training.seed_spread` (see RESULTS["command"]).
 RESULTS: dict[str, Any] = {
     "command": "OMP_NUM_THREADS=1 python -m samgap_lib.training.seed_spread --model M --seeds S "
-    "(one process per model and seed), joined with --merge",
-    "device": "CPU, 1 torch thread per run, two runs side by side on a shared 2-core machine",
+    "[--steps N] (one process per model and seed), joined with --merge",
+    "device": "CPU, 1 torch thread per run, two runs side by side on a shared 2-core machine "
+    "(the longer runs' train_s also shared it with a CI run: read them as an upper "
+    "bound)",
     "n_held_out_images": 50,
     "models": {
         "sam2": {
@@ -119,6 +121,17 @@ RESULTS: dict[str, Any] = {
                     "box_mIoU": 0.7909,
                     "NoC@0.85": 2.1533,
                 },
+            ],
+            "longer": [
+                {
+                    "seed": 0,
+                    "steps": 900,
+                    "train_s": 752.7,
+                    "click_mIoU@1": 0.7472,
+                    "click_mIoU@3": 0.778,
+                    "box_mIoU": 0.8118,
+                    "NoC@0.85": 2.0,
+                }
             ],
         },
         "sam3": {
@@ -217,6 +230,23 @@ RESULTS: dict[str, Any] = {
                     "cgF1": 0.0924,
                 },
             ],
+            "longer": [
+                {
+                    "seed": 0,
+                    "steps": 2200,
+                    "train_s": 2153.6,
+                    "recall[ripe apple]": 0.5645,
+                    "precision[ripe apple]": 0.6364,
+                    "recall[unripe apple]": 0.4457,
+                    "precision[unripe apple]": 0.5857,
+                    "recall[apple]": 0.4567,
+                    "precision[apple]": 0.6701,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.2292,
+                }
+            ],
         },
     },
 }
@@ -254,25 +284,33 @@ def run_seed(
 
 
 def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Join the outputs of several ``--model/--seeds`` runs into one `RESULTS`-shaped dict."""
+    """Join the outputs of several ``--model/--seeds`` runs into one `RESULTS`-shaped dict:
+    per model the recipe's ``runs`` and the ``longer`` runs made with ``--steps``."""
     out: dict[str, Any] = {"models": {}}
     for p in parts:
         for model, block in p["models"].items():
             have = out["models"].setdefault(
                 model,
-                {"recipe": block["recipe"], "torch_threads": block["torch_threads"], "runs": []},
+                {
+                    "recipe": block["recipe"],
+                    "torch_threads": block["torch_threads"],
+                    "runs": [],
+                    "longer": [],
+                },
             )
             if have["recipe"] != block["recipe"] or have["torch_threads"] != block["torch_threads"]:
                 raise ValueError(
                     f"{model}: the runs to merge used different recipes or thread counts; "
                     "rerun them on one recipe with one OMP_NUM_THREADS."
                 )
-            have["runs"] += block["runs"]
+            have["runs"] += block.get("runs", [])
+            have["longer"] += block.get("longer", [])
     for block in out["models"].values():
-        block["runs"].sort(key=lambda r: r["seed"])
-        seeds = [r["seed"] for r in block["runs"]]
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"a seed appears twice in the runs to merge: {seeds}.")
+        for key in ("runs", "longer"):
+            block[key].sort(key=lambda r: (r["steps"], r["seed"]))
+            runs = [(r["steps"], r["seed"]) for r in block[key]]
+            if len(set(runs)) != len(runs):
+                raise ValueError(f"a seed appears twice in the runs to merge: {runs}.")
     return out
 
 
@@ -301,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", choices=sorted(ORCHARD_TINY))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--images", type=int, default=None, help="held-out images (card default)")
+    p.add_argument(
+        "--steps", type=int, help="train this many steps instead (recorded as 'longer' runs)"
+    )
     p.add_argument("--merge", nargs="+", metavar="JSON", help="join earlier outputs instead")
     p.add_argument("--out", default="seed_spread.json")
     args = p.parse_args(argv)
@@ -314,14 +355,14 @@ def main(argv: list[str] | None = None) -> int:
         threads = int(os.environ.get("OMP_NUM_THREADS", "0")) or None
         runs = []
         for s in args.seeds:
-            runs.append(run_seed(args.model, s, args.images, threads))
+            runs.append(run_seed(args.model, s, args.images, threads, args.steps))
             print(runs[-1], flush=True)
         res = {
             "models": {
                 args.model: {
                     "recipe": ORCHARD_TINY[args.model],
                     "torch_threads": threads or torch.get_num_threads(),
-                    "runs": runs,
+                    ("longer" if args.steps else "runs"): runs,
                 }
             }
         }

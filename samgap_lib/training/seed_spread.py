@@ -4,14 +4,16 @@ The orchard-tiny recipes are deterministic: one seed gives the same checkpoint o
 the same thread count. So the held-out numbers on the checkpoint's card are one draw. This module
 retrains the unchanged recipe with other initialisation and sampling seeds (``init.seed`` and
 ``train.seed``; the training images stay the same) and evaluates each run as the card does
-(`recipes.evaluate_checkpoint`). `RESULTS` holds the numbers of the last run, with the command
-that produced them; chapter 4 reads it and `spread_table` summarises it.
+(`recipes.evaluate_checkpoint`). With ``--steps`` it trains longer instead, to show what more
+compute buys; those runs are kept apart as ``longer``. `RESULTS` holds the numbers of the last
+run, with the command that produced them; chapter 4 reads it and `spread_table` summarises it.
 
 Run it (one process per model and seed; about 5 minutes per SAM2 seed and 12 per SAM3 seed on
 one thread)::
 
     OMP_NUM_THREADS=1 python -m samgap_lib.training.seed_spread --model sam3 --seeds 0 --out s0.json
-    python -m samgap_lib.training.seed_spread --merge s0.json s1.json ... --out all.json
+    OMP_NUM_THREADS=1 python -m samgap_lib.training.seed_spread --model sam3 --seeds 0 --steps 2200 --out l.json
+    python -m samgap_lib.training.seed_spread --merge s0.json s1.json ... l.json --out all.json
 """
 
 from __future__ import annotations

@@ -263,7 +263,8 @@ def run_seed(
 ) -> dict[str, Any]:
     """Train the orchard-tiny ``model`` recipe with ``init.seed = train.seed = seed`` and
     evaluate it on the held-out images; returns ``{"seed", "steps", "train_s", <METRICS>}``.
-    ``steps`` shortens the schedule (tests); leave it out to measure the recipe."""
+    ``steps`` replaces the recipe's schedule (longer runs, short tests); leave it out to
+    measure the recipe itself."""
     from .recipes import evaluate_checkpoint
     from .trainer import train
 
@@ -325,13 +326,8 @@ def spread_table(results: dict[str, Any], model: str) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"metric": k}
         row.update({f"seed {r['seed']}": r[k] for r in runs})
         ok = vals[np.isfinite(vals)]
-        row.update(
-            {
-                "mean": round(float(ok.mean()), 3) if len(ok) else float("nan"),
-                "min": round(float(ok.min()), 3) if len(ok) else float("nan"),
-                "max": round(float(ok.max()), 3) if len(ok) else float("nan"),
-            }
-        )
+        for name, stat in (("mean", np.mean), ("min", np.min), ("max", np.max)):
+            row[name] = round(float(stat(ok)), 3) if len(ok) else float("nan")
         rows.append(row)
     return rows
 

@@ -224,3 +224,69 @@ def test_gradients_repeat_exactly_on_two_threads(model_name):
         torch.set_num_threads(threads)
     differing = sorted(n for g in grads[1:] for n in g if not torch.equal(g[n], grads[0][n]))
     assert not differing, f"gradients differ between identical passes: {differing[:5]}"
+
+
+def _sam3_batch(data: dict, images: np.ndarray):
+    """A tiny from-scratch SAM3, its task and one batch of ``images`` (``data`` merges in)."""
+    from samgap_lib.training.data import load_samples, make_pool, step_rng
+    from samgap_lib.training.trainer import make_task
+
+    cfg = load_config(tiny_config("sam3", "/tmp/unused", data=data))
+    torch.manual_seed(0)
+    model, processor = build_model(cfg)
+    task = make_task(cfg, model, processor)
+    pool = make_pool(load_samples(cfg, "train", 8), cfg["data"]["image_size"])
+    return cfg, model, task.batch(pool, images, step_rng(0, 0), torch.device("cpu"))
+
+
+def _mask_decoder_batches(model, run):
+    """The batch sizes the mask decoder saw while ``run()`` ran, and what ``run`` returned."""
+    seen = []
+    hook = model.mask_decoder.register_forward_hook(
+        lambda _m, _a, out: seen.append(out.pred_masks.shape[0])
+    )
+    try:
+        result = run()
+    finally:
+        hook.remove()
+    return seen, result
+
+
+def test_sam3_mask_decoder_runs_on_pairs_with_instances_only():
+    """The mask decoder (most of a SAM3 step) runs on the pairs that have instances; with
+    ``loss.semantic_on_negatives`` on all pairs. Every loss term but the semantic one is the
+    same either way: a pair without instances has no mask loss."""
+    from samgap_lib.training.config import merge
+    from samgap_lib.training.sam3_task import Sam3Loss
+
+    cfg, model, inputs = _sam3_batch({"phrases_per_image": 4}, np.arange(4))
+    n_pos = sum(len(g["boxes"]) > 0 for g in inputs[-1])
+    assert 0 < n_pos < len(inputs[-1])  # the batch has both kinds
+    terms = {}
+    for on_negatives in (False, True):
+        c = merge(cfg, {"loss": {"semantic_on_negatives": on_negatives}})
+        seen, (loss, terms[on_negatives]) = _mask_decoder_batches(
+            model, lambda c=c: Sam3Loss(model, c)(*inputs)
+        )
+        assert seen == [len(inputs[-1]) if on_negatives else n_pos]
+        assert torch.isfinite(loss)
+    shared = set(terms[True]) - {"semantic", "loss"}
+    assert {"mask_focal", "mask_dice", "class", "bbox"} <= shared
+    for k in shared:
+        assert terms[False][k] == pytest.approx(terms[True][k], rel=1e-5, abs=1e-7), k
+    assert terms[False]["semantic"] != pytest.approx(terms[True]["semantic"])
+
+
+def test_sam3_batch_without_instances_skips_the_mask_decoder():
+    """A batch whose phrases all name absent things trains presence and scores; the mask
+    decoder does not run and the loss still backpropagates."""
+    from samgap_lib.training.sam3_task import Sam3Loss
+
+    data = {"phrases_fixed": ["pear"], "phrases_sampled": ["leaf", "lemon"], "phrases_per_image": 2}
+    cfg, model, inputs = _sam3_batch(data, np.arange(2))
+    assert all(len(g["boxes"]) == 0 for g in inputs[-1])
+    seen, (loss, terms) = _mask_decoder_batches(model, lambda: Sam3Loss(model, cfg)(*inputs))
+    assert seen == []
+    assert "mask_focal" not in terms and "semantic" not in terms
+    loss.backward()
+    assert model.detr_decoder.presence_head.layer1.weight.grad is not None

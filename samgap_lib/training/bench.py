@@ -62,7 +62,7 @@ OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
 # Architectures: tiny ones run anywhere; the others are for a GPU (random init, no download).
 ARCHS = {
     "sam2": {"orchard-m": 128, "hiera_t": 1024, "hiera_l": 1024},
-    "sam3": {"orchard-s": 224, "sam3": 1008},
+    "sam3": {"orchard-s": 224, "orchard-xs": 224, "sam3": 1008},
 }
 
 

@@ -134,7 +134,7 @@ ORCHARD_TINY: dict[str, dict[str, Any]] = {
         },
     },
     "sam3": {
-        "init": {"arch": "orchard-s", "seed": 0},
+        "init": {"arch": "orchard-xs", "seed": 0},
         "data": {
             "n_train": 1200,
             "n_val": 0,
@@ -155,6 +155,7 @@ ORCHARD_TINY: dict[str, dict[str, Any]] = {
             "mask_focal": 200.0,
             "mask_dice": 10.0,
             "semantic": 1.0,
+            "semantic_on_negatives": False,
             "aux": True,
             "match_mask": 2.0,
         },
@@ -167,7 +168,7 @@ ORCHARD_TINY: dict[str, dict[str, Any]] = {
             "lr_mult": {"vision": 1.0, "text": 1.0, "detector": 1.0},
         },
         "train": {
-            "steps": 1100,
+            "steps": 1900,
             "batch_images": 4,
             "eval_every": 0,
             "checkpoint_every": 200,

@@ -65,30 +65,38 @@ def sam3_outputs(
     tokens: dict,
     pair_text: torch.Tensor,
     masks: bool = True,
+    mask_pairs: torch.Tensor | None = None,
 ) -> dict:
     """Sam3Model's forward with every decoder layer's scores and boxes kept (for aux losses).
 
     The image features of ``pixel`` are computed once and indexed per pair; the text features
     once per distinct phrase. Same computation as ``Sam3Model.forward`` for text prompts, which
     always runs the mask decoder; ``masks=False`` skips it (``"masks"`` and ``"semantic"`` are
-    then None), so boxes-only training keeps none of its activations.
+    then None), so boxes-only training keeps none of its activations. ``mask_pairs`` (indices
+    of pairs) runs the mask decoder on those pairs only: row ``r`` of ``"masks"`` and
+    ``"semantic"`` then belongs to pair ``mask_pairs[r]``. Its pixel decoder works per pair at
+    the finest feature size and is most of a training step's cost; pairs without instances have
+    no mask to learn.
     """
     from transformers.models.sam3.modeling_sam3 import box_cxcywh_to_xyxy, inverse_sigmoid
 
     vision = model.get_vision_features(pixel_values=pixel)
     # index_select, not x[idx]: the backward of advanced indexing with repeated indices adds with
     # atomics on CPU threads (run-to-run differences); index_select's (index_add) adds in order
-    fpn = [f.index_select(0, pair_image) for f in vision.fpn_hidden_states[:-1]]
-    pos = [p.index_select(0, pair_image) for p in vision.fpn_position_encoding[:-1]]
+    # the last FPN level is dropped, as in Sam3Model.forward; the DETR encoder reads the coarsest
+    # kept level for every pair, the mask decoder all kept levels for its pairs (below)
+    feats = vision.fpn_hidden_states[:-1]
+    coarse = feats[-1].index_select(0, pair_image)
+    coarse_pos = vision.fpn_position_encoding[:-1][-1].index_select(0, pair_image)
     text = model.get_text_features(
         input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"], return_dict=True
     )
     text_features = text.pooler_output.index_select(0, pair_text)
     text_mask = tokens["attention_mask"][pair_text].bool()
     enc = model.detr_encoder(
-        vision_features=[fpn[-1]],
+        vision_features=[coarse],
         text_features=text_features,
-        vision_pos_embeds=[pos[-1]],
+        vision_pos_embeds=[coarse_pos],
         text_mask=text_mask,
     )
     dec = model.detr_decoder(
@@ -113,15 +121,17 @@ def sam3_outputs(
         "semantic": None,
     }
     if masks:
+        sel = (lambda x: x) if mask_pairs is None else (lambda x: x.index_select(0, mask_pairs))
+        images = sel(pair_image)
         dm = model.mask_decoder(
-            decoder_queries=dec.intermediate_hidden_states[-1],
-            backbone_features=list(fpn),
-            encoder_hidden_states=enc.last_hidden_state,
-            prompt_features=text_features,
-            prompt_mask=text_mask,
+            decoder_queries=sel(dec.intermediate_hidden_states[-1]),
+            backbone_features=[f.index_select(0, images) for f in feats[:-1]] + [sel(coarse)],
+            encoder_hidden_states=sel(enc.last_hidden_state),
+            prompt_features=sel(text_features),
+            prompt_mask=sel(text_mask),
         )
-        out["masks"] = dm.pred_masks  # (P, Q, h, w)
-        out["semantic"] = dm.semantic_seg  # (P, 1, h, w)
+        out["masks"] = dm.pred_masks  # (P or len(mask_pairs), Q, h, w)
+        out["semantic"] = dm.semantic_seg  # (P or len(mask_pairs), 1, h, w)
     return out
 
 
@@ -138,10 +148,23 @@ class Sam3Loss(torch.nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         lc = self.cfg["loss"]
         seg = lc["segmentation"]
-        # the mask decoder runs only when a loss uses its output (boxes-only saves its memory)
+        # the mask decoder runs only when a loss uses its output (boxes-only saves its memory),
+        # and, unless the semantic loss wants negatives too, only on pairs with instances
+        positive = [p for p, g in enumerate(gts) if len(g["boxes"])]
+        all_pairs = bool(lc["semantic"]) and bool(lc["semantic_on_negatives"])
+        mask_pairs = list(range(len(gts))) if all_pairs else positive
         out = sam3_outputs(
-            self.model, pixel, pair_image, tokens, pair_text, masks=seg or bool(lc["semantic"])
+            self.model,
+            pixel,
+            pair_image,
+            tokens,
+            pair_text,
+            masks=(seg or bool(lc["semantic"])) and bool(mask_pairs),
+            mask_pairs=None
+            if all_pairs
+            else torch.tensor(mask_pairs, dtype=torch.long, device=pixel.device),
         )
+        row = {p: r for r, p in enumerate(mask_pairs)}
         n_layers = out["logits"].shape[0]
         layers = range(n_layers) if lc["aux"] else [n_layers - 1]
         alpha, gamma = lc["focal_alpha"], lc["focal_gamma"]
@@ -161,7 +184,7 @@ class Sam3Loss(torch.nn.Module):
             present = torch.tensor(1.0 if len(gb) else 0.0, device=pixel.device)
             for li in layers:
                 last = li == n_layers - 1
-                ml = out["masks"][p] if (last and seg and mw["mask"]) else None
+                ml = out["masks"][row[p]] if (last and seg and mw["mask"] and p in row) else None
                 gm_small = g["masks_small"] if ml is not None else None
                 qi, gi = hungarian_match(
                     out["logits"][li, p], out["boxes"][li, p], gb, mw, ml, gm_small, alpha, gamma
@@ -200,7 +223,7 @@ class Sam3Loss(torch.nn.Module):
                 if last and seg and len(qi):
                     if cap is not None and len(qi) > cap:
                         qi, gi = qi[:cap], gi[:cap]
-                    pm = out["masks"][p][qi.to(pixel.device)]
+                    pm = out["masks"][row[p]][qi.to(pixel.device)]
                     pm = F.interpolate(
                         pm[:, None].float(), size=(size, size), mode="bilinear", align_corners=False
                     )[:, 0]
@@ -211,12 +234,12 @@ class Sam3Loss(torch.nn.Module):
                     )
                     sums["mask_dice"] = sums["mask_dice"] + dice_loss(pm, tm).sum()
                     n_masks += len(qi)
-            if lc["semantic"]:
-                sem = out["semantic"][p, 0]
+            if lc["semantic"] and p in row:
+                sem = out["semantic"][row[p], 0]
                 tgt = g["union_small"].float()
                 sums["semantic"] = sums["semantic"] + F.binary_cross_entropy_with_logits(
                     sem, tgt
-                ) / len(gts)
+                ) / len(mask_pairs)
         if n_masks:
             sums["mask_focal"] = sums["mask_focal"] / n_masks
             sums["mask_dice"] = sums["mask_dice"] / n_masks

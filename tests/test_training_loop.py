@@ -236,7 +236,7 @@ def _sam3_batch(data: dict, images: np.ndarray):
     model, processor = build_model(cfg)
     task = make_task(cfg, model, processor)
     pool = make_pool(load_samples(cfg, "train", 8), cfg["data"]["image_size"])
-    return cfg, model, task.batch(pool, images, step_rng(0, 0), torch.device("cpu"))
+    return cfg, model, task, pool, task.batch(pool, images, step_rng(0, 0), torch.device("cpu"))
 
 
 def _mask_decoder_batches(model, run):
@@ -259,7 +259,7 @@ def test_sam3_mask_decoder_runs_on_pairs_with_instances_only():
     from samgap_lib.training.config import merge
     from samgap_lib.training.sam3_task import Sam3Loss
 
-    cfg, model, inputs = _sam3_batch({"phrases_per_image": 4}, np.arange(4))
+    cfg, model, _, _, inputs = _sam3_batch({"phrases_per_image": 4}, np.arange(4))
     n_pos = sum(len(g["boxes"]) > 0 for g in inputs[-1])
     assert 0 < n_pos < len(inputs[-1])  # the batch has both kinds
     terms = {}
@@ -283,10 +283,37 @@ def test_sam3_batch_without_instances_skips_the_mask_decoder():
     from samgap_lib.training.sam3_task import Sam3Loss
 
     data = {"phrases_fixed": ["pear"], "phrases_sampled": ["leaf", "lemon"], "phrases_per_image": 2}
-    cfg, model, inputs = _sam3_batch(data, np.arange(2))
+    cfg, model, _, _, inputs = _sam3_batch(data, np.arange(2))
     assert all(len(g["boxes"]) == 0 for g in inputs[-1])
     seen, (loss, terms) = _mask_decoder_batches(model, lambda: Sam3Loss(model, cfg)(*inputs))
     assert seen == []
     assert "mask_focal" not in terms and "semantic" not in terms
     loss.backward()
     assert model.detr_decoder.presence_head.layer1.weight.grad is not None
+
+
+def test_sam3_batch_targets_come_from_each_pairs_instances():
+    """Boxes and mask-head-sized masks are derived once per pool image and kept; every pair's
+    targets are still those of its own instances, the second time an image is drawn too."""
+    import torch.nn.functional as F
+
+    from samgap_lib.prompts import boxes_from_masks
+    from samgap_lib.training.data import step_rng
+
+    _, _, task, pool, first = _sam3_batch({"phrases_per_image": 4}, np.arange(4))
+    assert pool.derived  # filled by the first batch
+    again = task.batch(pool, np.arange(4), step_rng(0, 0), torch.device("cpu"))
+    size = pool.images.shape[1]
+    assert any(len(g["boxes"]) for g in first[-1])
+    for a, b in zip(first[-1], again[-1], strict=True):
+        for key in ("boxes", "masks", "masks_small", "union_small"):
+            assert torch.equal(a[key], b[key]), key
+        masks = a["masks"]
+        want = boxes_from_masks(masks.numpy()).reshape(-1, 4) / size
+        assert np.allclose(a["boxes"].numpy(), want, atol=1e-6)
+        small = F.interpolate(masks[:, None].float(), size=(task.mask_hw,) * 2, mode="area")[:, 0]
+        assert torch.equal(a["masks_small"], small)
+        if len(masks):
+            assert torch.equal(a["union_small"], (small.amax(0) > 0.5).float())
+        else:
+            assert not a["union_small"].any()

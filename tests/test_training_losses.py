@@ -71,6 +71,12 @@ def test_hungarian_recovers_permutation_and_zero_loss():
     terms = detr_losses(logits, boxes, gt, qi, gi)
     assert float(terms["bbox"]) < 1e-6 and float(terms["giou"]) < 1e-5
     assert float(terms["class"]) < 1e-3
+    # a caller with its own classification loss (SAM3's IoU-aware BCE) skips the focal term
+    boxes_only = detr_losses(logits, boxes.flip(0), gt, qi, gi, with_class=False)
+    assert "class" not in boxes_only
+    full = detr_losses(logits, boxes.flip(0), gt, qi, gi)
+    assert float(boxes_only["bbox"]) > 0.1
+    assert all(torch.equal(boxes_only[k], full[k]) for k in ("bbox", "giou"))
 
 
 def test_hungarian_empty_gt():

@@ -34,6 +34,8 @@ class Pool:
     masks: list[np.ndarray]  # per image (k, S, S) bool
     attributes: list[list[dict[str, Any]]]  # per image, per instance
     categories: list[list[str]] = field(default_factory=list)
+    # what a task derives from an image once and reuses every time it draws it (per task key)
+    derived: dict[str, dict[int, Any]] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.images)

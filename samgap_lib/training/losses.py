@@ -250,24 +250,27 @@ def detr_losses(
     alpha: float = 0.25,
     gamma: float = 2.0,
     supervise_class: bool = True,
+    with_class: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Classification, L1 and GIoU losses of one (image, phrase) pair given a matching.
 
     Classification is the sigmoid focal loss over all ``Q`` queries (matched ones target 1),
     summed; box terms are summed over matched pairs. Normalise by the number of instances
     outside. ``supervise_class=False`` zeroes the classification term (SAM3 leaves query
-    scores of absent concepts to the presence head when asked).
+    scores of absent concepts to the presence head when asked); ``with_class=False`` leaves it
+    out (``"class"`` is then absent: the caller scores queries with another loss).
     """
-    target = torch.zeros_like(logits)
-    target[query_idx.to(logits.device)] = 1.0
-    cls = sigmoid_focal_loss(logits, target, alpha, gamma).sum()
-    if not supervise_class:
-        cls = cls * 0.0
+    out: dict[str, torch.Tensor] = {}
+    if with_class:
+        target = torch.zeros_like(logits)
+        target[query_idx.to(logits.device)] = 1.0
+        cls = sigmoid_focal_loss(logits, target, alpha, gamma).sum()
+        out["class"] = cls if supervise_class else cls * 0.0
     if len(query_idx) == 0:
         zero = boxes.sum() * 0.0
-        return {"class": cls, "bbox": zero, "giou": zero}
+        return {**out, "bbox": zero, "giou": zero}
     pb = boxes[query_idx.to(boxes.device)]
     gb = gt_boxes[gt_idx.to(boxes.device)]
     l1 = (pb - gb).abs().sum()
     giou = (1 - torch.diag(generalized_box_iou(pb, gb))).sum()
-    return {"class": cls, "bbox": l1, "giou": giou}
+    return {**out, "bbox": l1, "giou": giou}

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from samgap_lib.data import Concept, Sample, mask_to_rle, to_saco
 from samgap_lib.metrics import cgf1, coco_ap, match_detections
 from samgap_lib.models.hf_sam3 import POSTPROCESS_KEY
+from samgap_lib.prompts import boxes_from_masks
 from samgap_lib.prompts.concepts import ORCHARD_ALL
 
 from .data import Pool, normalise
@@ -198,6 +199,7 @@ class Sam3Loss(torch.nn.Module):
                     alpha,
                     gamma,
                     supervise_class=bool(lc["class_on_negatives"]) or len(gb) > 0,
+                    with_class=lc["class_loss"] != "iabce",
                 )
                 sfx = "" if last else "_aux"
                 if lc["class_loss"] == "iabce":  # SAM3's own: mean over queries, per pair
@@ -213,7 +215,6 @@ class Sam3Loss(torch.nn.Module):
                         gamma,
                     )
                     sums["class" + sfx] = sums["class" + sfx] + cls * float(supervise) / len(gts)
-                    terms.pop("class")
                 for k, v in terms.items():
                     sums[k + sfx] = sums[k + sfx] + v / n_gt
                 pres = out["presence"][li, p].reshape(())
@@ -328,17 +329,10 @@ class Sam3Task:
         size = pool.images.shape[1]
         gts = []
         for p in pairs:
-            masks = pool.masks[idx[p.image]][p.gt] if len(p.gt) else np.zeros((0, size, size), bool)
-            boxes = np.zeros((len(masks), 4), np.float32)
-            for j, m in enumerate(masks):
-                ys, xs = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
-                boxes[j] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
-            mt = torch.from_numpy(masks).to(device)
-            small = (
-                F.interpolate(mt[:, None].float(), size=(self.mask_hw,) * 2, mode="area")[:, 0]
-                if len(masks)
-                else torch.zeros(0, self.mask_hw, self.mask_hw, device=device)
-            )
+            i = int(idx[p.image])
+            masks = pool.masks[i][p.gt] if len(p.gt) else np.zeros((0, size, size), bool)
+            boxes, small = self._instances(pool, i)
+            small = small[torch.from_numpy(p.gt)].to(device)
             union = (
                 small.amax(0)
                 if len(masks)
@@ -346,13 +340,29 @@ class Sam3Task:
             )
             gts.append(
                 {
-                    "boxes": torch.from_numpy(boxes / size).to(device),
-                    "masks": mt,
+                    "boxes": torch.from_numpy(boxes[p.gt] / size).to(device),
+                    "masks": torch.from_numpy(masks).to(device),
                     "masks_small": small,
                     "union_small": (union > 0.5).float(),
                 }
             )
         return pixel, pair_image, tokens, pair_text, gts
+
+    def _instances(self, pool: Pool, i: int) -> tuple[np.ndarray, torch.Tensor]:
+        """Boxes ``(k, 4)`` (xyxy px, float32) and masks at the mask head's size ``(k, h, h)``
+        (area-averaged) of pool image ``i``'s instances; computed once per image and kept."""
+        cache = pool.derived.setdefault(f"sam3_instances_{self.mask_hw}", {})
+        if i not in cache:
+            masks = pool.masks[i]
+            boxes = boxes_from_masks(masks).astype(np.float32).reshape(-1, 4)
+            hw = (self.mask_hw,) * 2
+            small = (
+                F.interpolate(torch.from_numpy(masks)[:, None].float(), size=hw, mode="area")[:, 0]
+                if len(masks)
+                else torch.zeros(0, *hw)
+            )
+            cache[i] = (boxes, small)
+        return cache[i]
 
     def evaluate(self, model: Any, samples: list[Sample], device: torch.device) -> dict[str, float]:
         from samgap_lib.models.hf_sam3 import HFConceptSegmenter

@@ -43,6 +43,8 @@ def test_unknown_key_names_it_and_suggests(tmp_path):
         ({"loss": {"class_loss": "ce"}}, r"'loss.class_loss' must be one of \['iabce', 'focal'\]"),
         ({"eval": {"nms_iou": 1.5}}, r"eval.nms_iou must be in \(0, 1\] or null, got 1.5"),
         ({"eval": {"nms_iou": "half"}}, r"'eval.nms_iou' must be"),
+        ({"loss": {"mask_loss_size": 0}}, r"loss.mask_loss_size must be > 0 or null, got 0"),
+        ({"loss": {"mask_loss_size": 56.5}}, r"'loss.mask_loss_size' must be int or null"),
     ],
 )
 def test_wrong_values_refused(override, match):

@@ -226,12 +226,13 @@ def test_gradients_repeat_exactly_on_two_threads(model_name):
     assert not differing, f"gradients differ between identical passes: {differing[:5]}"
 
 
-def _sam3_batch(data: dict, images: np.ndarray):
-    """A tiny from-scratch SAM3, its task and one batch of ``images`` (``data`` merges in)."""
+def _sam3_batch(data: dict, images: np.ndarray, loss: dict | None = None):
+    """A tiny from-scratch SAM3, its task and one batch of ``images`` (``data`` and ``loss``
+    merge in)."""
     from samgap_lib.training.data import load_samples, make_pool, step_rng
     from samgap_lib.training.trainer import make_task
 
-    cfg = load_config(tiny_config("sam3", "/tmp/unused", data=data))
+    cfg = load_config(tiny_config("sam3", "/tmp/unused", data=data, loss=loss or {}))
     torch.manual_seed(0)
     model, processor = build_model(cfg)
     task = make_task(cfg, model, processor)
@@ -305,10 +306,17 @@ def test_sam3_batch_targets_come_from_each_pairs_instances():
     again = task.batch(pool, np.arange(4), step_rng(0, 0), torch.device("cpu"))
     size = pool.images.shape[1]
     assert any(len(g["boxes"]) for g in first[-1])
-    for a, b in zip(first[-1], again[-1], strict=True):
+    task.cfg["loss"]["mask_loss_size"] = 28
+    coarse = task.batch(pool, np.arange(4), step_rng(0, 0), torch.device("cpu"))
+    for a, b, c in zip(first[-1], again[-1], coarse[-1], strict=True):
         for key in ("boxes", "masks", "masks_small", "union_small"):
             assert torch.equal(a[key], b[key]), key
         masks = a["masks"]
+        assert masks.dtype == torch.bool and masks.shape[-2:] == (size, size)
+        # loss.mask_loss_size: the mask loss's targets area-averaged to that size
+        assert torch.equal(
+            c["masks"], F.interpolate(masks[:, None].float(), (28, 28), mode="area")[:, 0]
+        )
         want = boxes_from_masks(masks.numpy()).reshape(-1, 4) / size
         assert np.allclose(a["boxes"].numpy(), want, atol=1e-6)
         small = F.interpolate(masks[:, None].float(), size=(task.mask_hw,) * 2, mode="area")[:, 0]
@@ -317,3 +325,82 @@ def test_sam3_batch_targets_come_from_each_pairs_instances():
             assert torch.equal(a["union_small"], (small.amax(0) > 0.5).float())
         else:
             assert not a["union_small"].any()
+
+
+def _sam3_terms_pair_by_pair(model, cfg, inputs) -> dict[str, float]:
+    """Sam3Loss's terms computed the slow, plain way: one (decoder layer, pair) at a time with
+    the one-pair functions of samgap_lib.training.losses."""
+    import torch.nn.functional as F
+
+    from samgap_lib.training.losses import (
+        detr_losses,
+        dice_loss,
+        hungarian_match,
+        iabce_loss,
+        sigmoid_focal_loss,
+    )
+    from samgap_lib.training.sam3_task import sam3_outputs
+
+    pixel, pair_image, tokens, pair_text, gts = inputs
+    lc = cfg["loss"]
+    pos = [p for p, g in enumerate(gts) if len(g["boxes"])]
+    out = sam3_outputs(
+        model, pixel, pair_image, tokens, pair_text, mask_pairs=torch.tensor(pos, dtype=torch.long)
+    )
+    n_layers, n_gt = out["logits"].shape[0], sum(len(g["boxes"]) for g in gts)
+    w = {k: lc["match_" + k] for k in ("class", "bbox", "giou", "mask")}
+    sums: dict[str, float] = {}
+    masks = []
+    for p, g in enumerate(gts):
+        for li in range(n_layers):
+            sfx = "" if li == n_layers - 1 else "_aux"
+            lg, bx = out["logits"][li, p], out["boxes"][li, p]
+            ml = out["masks"][pos.index(p)] if p in pos and not sfx else None
+            qi, gi = hungarian_match(lg, bx, g["boxes"], w, ml, g["masks_small"])
+            one = detr_losses(lg, bx, g["boxes"], qi, gi, supervise_class=len(gi) > 0)
+            if lc["class_loss"] == "iabce":
+                cls = iabce_loss(lg, bx, g["boxes"], qi, gi, lc["pos_weight"]) * (len(gi) > 0)
+                one["class"] = cls * n_gt / len(gts)
+            present = torch.tensor(float(len(gi) > 0))
+            one["presence"] = F.binary_cross_entropy_with_logits(
+                out["presence"][li, p, 0], present
+            ) * (n_gt / len(gts))
+            for k, v in one.items():
+                sums[k + sfx] = sums.get(k + sfx, 0.0) + float(v) / n_gt
+            if ml is not None:
+                cap = lc["max_matched_queries"]
+                for q, i in zip(qi[:cap].tolist(), gi[:cap].tolist(), strict=True):
+                    size = g["masks"].shape[-2:]
+                    pm = F.interpolate(ml[q][None, None], size=size, mode="bilinear")[0, 0]
+                    tm = g["masks"][i].float()
+                    masks.append((sigmoid_focal_loss(pm, tm).mean(), dice_loss(pm, tm)))
+    sums["mask_focal"] = float(sum(f for f, _ in masks)) / len(masks)
+    sums["mask_dice"] = float(sum(d for _, d in masks)) / len(masks)
+    unions = [
+        F.binary_cross_entropy_with_logits(out["semantic"][r, 0], gts[p]["union_small"])
+        for r, p in enumerate(pos)
+    ]
+    sums["semantic"] = float(sum(unions)) / len(pos)
+    return sums
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [{}, {"class_loss": "focal"}, {"mask_loss_size": 56}],
+    ids=["iabce", "focal", "mask_loss_size"],
+)
+def test_sam3_loss_equals_the_pair_by_pair_computation(loss):
+    """Sam3Loss computes every (decoder layer, pair) at once; its terms equal those of the
+    plain loop over pairs and layers with the one-pair losses and matcher."""
+    from samgap_lib.training.sam3_task import Sam3Loss
+
+    cfg, model, _, _, inputs = _sam3_batch({"phrases_per_image": 4}, np.arange(4), loss)
+    assert any(len(g["boxes"]) == 0 for g in inputs[-1])
+    assert sum(len(g["boxes"]) > 2 for g in inputs[-1]) > 0  # the cap on matched masks acts
+    model.eval()  # no dropout: both computations see the same outputs
+    with torch.no_grad():
+        _, terms = Sam3Loss(model, cfg)(*inputs)
+        want = _sam3_terms_pair_by_pair(model, cfg, inputs)
+    assert set(terms) - {"loss"} == set(want)
+    for k, v in want.items():
+        assert terms[k] == pytest.approx(v, rel=1e-5, abs=1e-7), k

@@ -11,9 +11,12 @@ from samgap_lib.training.arch import init_box_rpb_locality, sam3_config
 from samgap_lib.training.losses import (
     box_iou_pairs,
     detr_losses,
+    detr_terms,
     dice_loss,
     generalized_box_iou,
+    generalized_box_iou_pairs,
     hungarian_match,
+    hungarian_match_many,
     iabce_loss,
     sam2_mask_loss,
     sigmoid_focal_loss,
@@ -249,3 +252,63 @@ def test_from_scratch_sam3_starts_with_sincos_positions():
     emb = model.vision_encoder.backbone.embeddings.position_embeddings
     assert emb.requires_grad
     torch.testing.assert_close(emb.detach()[0], sincos_position_grid(16, emb.shape[-1]))
+
+
+def _rand_boxes(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+    xy = torch.rand(*shape, 2, generator=g) * 0.6
+    return torch.cat([xy, xy + 0.05 + torch.rand(*shape, 2, generator=g) * 0.3], -1)
+
+
+def test_giou_pairs_is_the_diagonal():
+    g = torch.Generator().manual_seed(0)
+    a, b = _rand_boxes((9,), g), _rand_boxes((9,), g)
+    torch.testing.assert_close(generalized_box_iou_pairs(a, b), torch.diag(tv_giou(a, b)))
+    torch.testing.assert_close(box_iou_pairs(a, a), torch.ones(9))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batched_matching_and_terms_equal_the_per_pair_functions(seed):
+    """hungarian_match_many, detr_terms and iabce_loss over rows (two decoder layers of three
+    pairs sharing their instances, one pair without any, the mask cost on the last layer's
+    rows) give what the one-pair functions give row by row."""
+    g = torch.Generator().manual_seed(seed)
+    q, counts, n_layers = 6, [3, 0, 2], 2
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    gt = _rand_boxes((int(starts[-1]),), g)
+    gt_masks = (torch.rand(len(gt), 8, 8, generator=g) > 0.5).float()
+    spans = [(int(starts[p]), int(starts[p + 1])) for _ in range(n_layers) for p in range(3)]
+    logits = torch.randn(len(spans), q, generator=g) * 2
+    boxes = _rand_boxes((len(spans), q), g)
+    mask_rows = [3, 5]
+    mask_logits = torch.randn(len(mask_rows), q, 8, 8, generator=g)
+    w = {"class": 2.0, "bbox": 5.0, "giou": 2.0, "mask": 1.0}
+    many = hungarian_match_many(logits, boxes, gt, spans, w, mask_logits, gt_masks, mask_rows)
+    row, qs, gs = [], [], []
+    for r, (s, e) in enumerate(spans):
+        ml = mask_logits[mask_rows.index(r)] if r in mask_rows else None
+        qi, gi = hungarian_match(
+            logits[r], boxes[r], gt[s:e], w, ml, gt_masks[s:e] if ml is not None else None
+        )
+        assert torch.equal(many[r][0], qi) and torch.equal(many[r][1], gi)
+        assert len(qi) == e - s
+        row.append(torch.full((len(qi),), r))
+        qs.append(qi)
+        gs.append(gi + s)
+    row, qs, gs = torch.cat(row), torch.cat(qs), torch.cat(gs)
+    terms = detr_terms(logits, boxes, gt, row, qs, gs)
+    iabce = iabce_loss(logits, boxes, gt, qs, gs, pos_weight=10.0, query_row=row)
+    assert terms["class"].shape == iabce.shape == (len(spans),)
+    for r, (s, e) in enumerate(spans):
+        qi, gi = many[r]
+        one = detr_losses(logits[r], boxes[r], gt[s:e], qi, gi)
+        torch.testing.assert_close(terms["class"][r], one["class"])
+        torch.testing.assert_close(terms["bbox"][row == r].sum(), one["bbox"])
+        torch.testing.assert_close(terms["giou"][row == r].sum(), one["giou"])
+        torch.testing.assert_close(
+            iabce[r], iabce_loss(logits[r], boxes[r], gt[s:e], qi, gi, pos_weight=10.0)
+        )
+    # the mask cost changes the matching of the rows it is given for, and only theirs
+    plain = hungarian_match_many(logits, boxes, gt, spans, {**w, "mask": 0.0})
+    for r in range(len(spans)):
+        if r not in mask_rows:
+            assert all(torch.equal(a, b) for a, b in zip(plain[r], many[r], strict=True))

@@ -39,6 +39,7 @@ _NULLABLE: dict[str, tuple[type, ...]] = {
     "data.root": (str,),
     "train.num_threads": (int,),
     "loss.max_matched_queries": (int,),
+    "loss.mask_loss_size": (int,),
     "prompts.dense_first_radius": (float, int),
     "eval.nms_iou": (float, int),
 }
@@ -185,6 +186,9 @@ def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
         if r is not None and r <= 0:
             raise ConfigError(f"{where}: prompts.dense_first_radius must be > 0 or null, got {r}.")
     else:
+        m = cfg["loss"]["mask_loss_size"]
+        if m is not None and m <= 0:
+            raise ConfigError(f"{where}: loss.mask_loss_size must be > 0 or null, got {m}.")
         t = cfg["eval"]["nms_iou"]
         if t is not None and not 0 < t <= 1:
             raise ConfigError(f"{where}: eval.nms_iou must be in (0, 1] or null, got {t}.")

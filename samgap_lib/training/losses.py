@@ -14,9 +14,8 @@ and, with segmentation on, focal + dice on the matched masks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
@@ -30,6 +29,9 @@ __all__ = [
     "generalized_box_iou",
     "hungarian_match",
     "detr_losses",
+    "detr_terms",
+    "generalized_box_iou_pairs",
+    "hungarian_match_many",
     "box_iou_pairs",
     "iabce_loss",
 ]
@@ -42,13 +44,20 @@ def sigmoid_focal_loss(
 
     ``alpha < 0`` disables the class weighting, as in the official implementations.
     """
+    return _focal_and_bce(logits, targets, alpha, gamma)[0]
+
+
+def _focal_and_bce(
+    logits: torch.Tensor, targets: torch.Tensor, alpha: float, gamma: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The focal loss and the plain BCE it starts from, per element."""
     prob = logits.sigmoid()
     ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     p_t = prob * targets + (1 - prob) * (1 - targets)
     loss = ce * (1 - p_t) ** gamma
     if alpha >= 0:
         loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
-    return loss
+    return loss, ce
 
 
 def dice_loss(logits: torch.Tensor, targets: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -101,11 +110,15 @@ def sam2_mask_loss(
     n, c = logits.shape[:2]
     t = targets[:, None].expand_as(logits).to(logits.dtype)
     hw = logits.shape[-1] * logits.shape[-2]
-    focal = sigmoid_focal_loss(logits, t, alpha, gamma).flatten(-2).sum(-1) / hw  # (N, C)
+    focal_px, bce_px = _focal_and_bce(logits, t, alpha, gamma)
+    focal = focal_px.flatten(-2).sum(-1) / hw  # (N, C)
     dice = dice_loss(logits, t)
-    bce = F.binary_cross_entropy_with_logits(logits, t, reduction="none").flatten(-2).mean(-1)
     w_bce = float(weights.get("bce", 0.0))
-    combo = weights["focal"] * focal + weights["dice"] * dice + w_bce * bce
+    # without its weight the BCE is only logged: no gradient through it
+    bce = (bce_px if w_bce else bce_px.detach()).flatten(-2).mean(-1)
+    combo = weights["focal"] * focal + weights["dice"] * dice
+    if w_bce:
+        combo = combo + w_bce * bce
     best = combo.argmin(dim=1) if c > 1 else torch.zeros(n, dtype=torch.long, device=logits.device)
     rows = torch.arange(n, device=logits.device)
     actual = mask_iou(logits, t)
@@ -120,8 +133,9 @@ def sam2_mask_loss(
         weights["focal"] * terms["focal"]
         + weights["dice"] * terms["dice"]
         + weights["iou"] * terms["iou"]
-        + w_bce * terms["bce"]
     )
+    if w_bce:
+        terms["loss"] = terms["loss"] + w_bce * terms["bce"]
     return terms
 
 
@@ -149,13 +163,25 @@ def generalized_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return iou - (hull - union) / hull.clamp(min=1e-7)
 
 
-def box_iou_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of xyxy boxes ``a[i]`` and ``b[i]`` (``(N, 4)`` each) -> ``(N,)``."""
+def _inter_union_pairs(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     lt = torch.max(a[:, :2], b[:, :2])
     rb = torch.min(a[:, 2:], b[:, 2:])
     inter = (rb - lt).clamp(min=0).prod(-1)
-    union = box_area(a) + box_area(b) - inter
+    return inter, box_area(a) + box_area(b) - inter
+
+
+def box_iou_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of xyxy boxes ``a[i]`` and ``b[i]`` (``(N, 4)`` each) -> ``(N,)``."""
+    inter, union = _inter_union_pairs(a, b)
     return inter / union.clamp(min=1e-7)
+
+
+def generalized_box_iou_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """GIoU of xyxy boxes ``a[i]`` and ``b[i]`` (``(N, 4)`` each) -> ``(N,)``: the diagonal of
+    `generalized_box_iou` without the ``N x N`` matrix."""
+    inter, union = _inter_union_pairs(a, b)
+    hull = (torch.max(a[:, 2:], b[:, 2:]) - torch.min(a[:, :2], b[:, :2])).clamp(min=0).prod(-1)
+    return inter / union.clamp(min=1e-7) - (hull - union) / hull.clamp(min=1e-7)
 
 
 def iabce_loss(
@@ -167,6 +193,7 @@ def iabce_loss(
     pos_weight: float = 10.0,
     alpha: float = 0.25,
     gamma: float = 2.0,
+    query_row: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """SAM3's IoU-aware classification loss of one (image, phrase) pair, mean over queries.
 
@@ -176,12 +203,17 @@ def iabce_loss(
     box with its instance), its BCE weighted by ``pos_weight``; an unmatched query's target is 0,
     its BCE weighted by ``p^gamma``. The positive weight is what lets scores of found
     instances rise above 0.5 while most queries are negatives.
+
+    Several pairs at once: ``logits`` ``(B, Q)``, ``boxes`` ``(B, Q, 4)`` and ``query_row``
+    the row of each match (``query_idx[m]`` of row ``query_row[m]`` matches instance
+    ``gt_boxes[gt_idx[m]]``); the result is then the ``(B,)`` per-pair losses.
     """
     prob = logits.sigmoid()
     target = torch.zeros_like(logits)
     soft = torch.zeros_like(logits)
     if len(query_idx):
         q = query_idx.to(logits.device)
+        q = q if query_row is None else (query_row.to(logits.device), q)
         with torch.no_grad():
             iou = box_iou_pairs(boxes[q].float(), gt_boxes[gt_idx.to(boxes.device)].float())
             soft[q] = (prob[q].detach() ** alpha * iou ** (1 - alpha)).clamp(min=0.01).to(soft)
@@ -192,7 +224,7 @@ def iabce_loss(
         * (1 - target)
         * prob**gamma
     )
-    return (pos + neg).mean()
+    return (pos + neg).mean(-1)
 
 
 # ----------------------------------------------------------------------------- matching
@@ -219,26 +251,76 @@ def hungarian_match(
     query_idx, gt_idx
         int64 tensors of equal length ``min(Q, G)``.
     """
-    q, g = logits.shape[0], gt_boxes.shape[0]
+    masked = mask_logits is not None
+    return hungarian_match_many(
+        logits[None],
+        boxes[None],
+        gt_boxes,
+        [(0, gt_boxes.shape[0])],
+        weights,
+        mask_logits[None] if masked else None,
+        gt_masks,
+        [0] if masked else None,
+        alpha,
+        gamma,
+    )[0]
+
+
+@torch.no_grad()
+def hungarian_match_many(
+    logits: torch.Tensor,
+    boxes: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    spans: Sequence[tuple[int, int]],
+    weights: Mapping[str, float],
+    mask_logits: torch.Tensor | None = None,
+    gt_masks: torch.Tensor | None = None,
+    mask_rows: Sequence[int] | None = None,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`hungarian_match` for ``B`` rows at once: the costs in one pass, one scipy call per row.
+
+    Row ``b`` (``logits[b]`` ``(Q,)``, ``boxes[b]`` ``(Q, 4)``) is matched to the instances
+    ``gt_boxes[s:e]`` of its span ``spans[b] = (s, e)``; rows may share instances (the decoder
+    layers of one pair). ``mask_logits`` ``(len(mask_rows), Q, h, w)`` adds the dice cost to
+    the rows ``mask_rows``, against ``gt_masks`` (aligned with ``gt_boxes``).
+
+    Returns
+    -------
+    list of (query_idx, gt_idx)
+        Per row; ``gt_idx`` counts from the row's span start.
+    """
+    b, q = logits.shape
+    g = gt_boxes.shape[0]
+    empty = torch.zeros(0, dtype=torch.long)
     if g == 0 or q == 0:
-        empty = torch.zeros(0, dtype=torch.long)
-        return empty, empty
+        return [(empty, empty)] * b
     prob = logits.float().sigmoid()
     neg = (1 - alpha) * prob**gamma * -(1 - prob + 1e-8).log()
     pos = alpha * (1 - prob) ** gamma * -(prob + 1e-8).log()
-    cost = weights.get("class", 0.0) * (pos - neg)[:, None].expand(q, g)
-    cost = cost + weights.get("bbox", 0.0) * torch.cdist(boxes.float(), gt_boxes.float(), p=1)
-    cost = cost - weights.get("giou", 0.0) * generalized_box_iou(boxes.float(), gt_boxes.float())
+    flat, gtf = boxes.float().reshape(b * q, 4), gt_boxes.float()
+    cost = weights.get("class", 0.0) * (pos - neg)[:, :, None]
+    cost = cost + weights.get("bbox", 0.0) * torch.cdist(flat, gtf, p=1).reshape(b, q, g)
+    cost = cost - weights.get("giou", 0.0) * generalized_box_iou(flat, gtf).reshape(b, q, g)
     if weights.get("mask", 0.0) and mask_logits is not None and gt_masks is not None:
-        p = mask_logits.float().sigmoid().flatten(1)
-        t = gt_masks.float().flatten(1)
+        p = mask_logits.float().sigmoid().flatten(2)  # (R, Q, hw)
+        t = gt_masks.float().flatten(1)  # (G, hw)
         num = 2 * p @ t.T
-        den = p.sum(-1)[:, None] + t.sum(-1)[None]
-        cost = cost + weights["mask"] * (1 - (num + 1) / (den + 1))
-    rows, cols = linear_sum_assignment(cost.cpu().numpy())
-    return torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(
-        np.asarray(cols), dtype=torch.long
-    )
+        den = p.sum(-1)[..., None] + t.sum(-1)
+        rows = torch.as_tensor(list(mask_rows or []), dtype=torch.long, device=cost.device)
+        cost[rows] += weights["mask"] * (1 - (num + 1) / (den + 1))
+    c = cost.cpu().numpy()
+    out = []
+    for r, (s, e) in enumerate(spans):
+        if e == s:
+            out.append((empty, empty))
+            continue
+        rows_, cols = linear_sum_assignment(c[r, :, s:e])
+        out.append(
+            (torch.as_tensor(rows_, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long))
+        )
+    return out
 
 
 def detr_losses(
@@ -260,17 +342,35 @@ def detr_losses(
     scores of absent concepts to the presence head when asked); ``with_class=False`` leaves it
     out (``"class"`` is then absent: the caller scores queries with another loss).
     """
-    out: dict[str, torch.Tensor] = {}
+    row = torch.zeros_like(query_idx)
+    terms = detr_terms(logits[None], boxes[None], gt_boxes, row, query_idx, gt_idx, alpha, gamma)
+    out = {k: v.sum() for k, v in terms.items() if k != "class"}
     if with_class:
-        target = torch.zeros_like(logits)
-        target[query_idx.to(logits.device)] = 1.0
-        cls = sigmoid_focal_loss(logits, target, alpha, gamma).sum()
-        out["class"] = cls if supervise_class else cls * 0.0
-    if len(query_idx) == 0:
-        zero = boxes.sum() * 0.0
-        return {**out, "bbox": zero, "giou": zero}
-    pb = boxes[query_idx.to(boxes.device)]
-    gb = gt_boxes[gt_idx.to(boxes.device)]
-    l1 = (pb - gb).abs().sum()
-    giou = (1 - torch.diag(generalized_box_iou(pb, gb))).sum()
-    return {**out, "bbox": l1, "giou": giou}
+        out = {"class": terms["class"][0] * float(supervise_class), **out}
+    return out
+
+
+def detr_terms(
+    logits: torch.Tensor,
+    boxes: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    query_row: torch.Tensor,
+    query_idx: torch.Tensor,
+    gt_idx: torch.Tensor,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+) -> dict[str, torch.Tensor]:
+    """`detr_losses`' terms for ``B`` rows at once, unreduced: ``"class"`` ``(B,)`` (focal loss
+    summed over each row's ``Q`` queries), ``"bbox"`` and ``"giou"`` ``(M,)`` for the matches
+    (query ``query_idx[m]`` of row ``query_row[m]`` with instance ``gt_boxes[gt_idx[m]]``)."""
+    dev = logits.device
+    qr, qi = query_row.to(dev), query_idx.to(dev)
+    target = torch.zeros_like(logits)
+    target[qr, qi] = 1.0
+    pb = boxes[qr, qi]
+    gb = gt_boxes[gt_idx.to(dev)]
+    return {
+        "class": sigmoid_focal_loss(logits, target, alpha, gamma).sum(-1),
+        "bbox": (pb - gb).abs().sum(-1),
+        "giou": 1 - generalized_box_iou_pairs(pb, gb),
+    }

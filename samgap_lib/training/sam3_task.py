@@ -4,14 +4,15 @@ A step takes ``batch_images`` images and ``phrases_per_image`` phrases per image
 plus ones drawn from ``phrases_sampled``, negatives included): one (image, phrase) pair is one
 SA-Co "image" (`samgap_lib.data.to_saco`). Each image is encoded once and shared by its
 phrases; the text encoder runs once per distinct phrase. Queries are matched to the instances
-a phrase denotes (Hungarian, scipy), then: classification on every query (SAM3's IoU-aware
-BCE, or the sigmoid focal loss: ``loss.class_loss``), L1 + GIoU on matched boxes, BCE on the presence logit, optionally on every decoder layer (auxiliary), and
-with segmentation on, focal + dice on matched masks (at most ``max_matched_queries`` per pair).
+a phrase denotes (Hungarian, scipy; the costs of every decoder layer and pair in one pass),
+then: classification on every query (SAM3's IoU-aware BCE, or the sigmoid focal loss:
+``loss.class_loss``), L1 + GIoU on matched boxes, BCE on the presence logit, optionally on
+every decoder layer (auxiliary), and with segmentation on, focal + dice on matched masks (at
+most ``max_matched_queries`` per pair, scored at the image's size or at ``mask_loss_size``).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from samgap_lib.prompts import boxes_from_masks
 from samgap_lib.prompts.concepts import ORCHARD_ALL
 
 from .data import Pool, normalise
-from .losses import detr_losses, dice_loss, hungarian_match, iabce_loss, sigmoid_focal_loss
+from .losses import detr_terms, dice_loss, hungarian_match_many, iabce_loss, sigmoid_focal_loss
 
 __all__ = ["Pair", "Sam3Task", "concept_of", "evaluate_sam3", "sam3_outputs"]
 
@@ -165,85 +166,92 @@ class Sam3Loss(torch.nn.Module):
             if all_pairs
             else torch.tensor(mask_pairs, dtype=torch.long, device=pixel.device),
         )
-        row = {p: r for r, p in enumerate(mask_pairs)}
-        n_layers = out["logits"].shape[0]
-        layers = range(n_layers) if lc["aux"] else [n_layers - 1]
+        n_pairs, n_layers = len(gts), out["logits"].shape[0]
+        layers = list(range(n_layers)) if lc["aux"] else [n_layers - 1]
         alpha, gamma = lc["focal_alpha"], lc["focal_gamma"]
-        n_gt = max(1, sum(len(g["boxes"]) for g in gts))
-        sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=pixel.device))
-        size = pixel.shape[-1]
+        dev = pixel.device
+        # every (decoder layer, pair) is a row: row k * n_pairs + p is pair p at layers[k]
+        counts = [len(g["boxes"]) for g in gts]
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        n_gt = max(1, int(starts[-1]))
+        gt_boxes = torch.cat([g["boxes"] for g in gts])
+        logits = out["logits"][layers].flatten(0, 1)
+        boxes = out["boxes"][layers].flatten(0, 1)
+        last_row0 = (len(layers) - 1) * n_pairs
         mw = {
             "class": lc["match_class"],
             "bbox": lc["match_bbox"],
             "giou": lc["match_giou"],
             "mask": lc["match_mask"],
         }
-        cap = lc["max_matched_queries"]
-        n_masks = 0
-        for p, g in enumerate(gts):
-            gb, gm = g["boxes"], g["masks"]
-            present = torch.tensor(1.0 if len(gb) else 0.0, device=pixel.device)
-            for li in layers:
-                last = li == n_layers - 1
-                ml = out["masks"][row[p]] if (last and seg and mw["mask"] and p in row) else None
-                gm_small = g["masks_small"] if ml is not None else None
-                qi, gi = hungarian_match(
-                    out["logits"][li, p], out["boxes"][li, p], gb, mw, ml, gm_small, alpha, gamma
-                )
-                terms = detr_losses(
-                    out["logits"][li, p],
-                    out["boxes"][li, p],
-                    gb,
-                    qi,
-                    gi,
-                    alpha,
-                    gamma,
-                    supervise_class=bool(lc["class_on_negatives"]) or len(gb) > 0,
-                    with_class=lc["class_loss"] != "iabce",
-                )
-                sfx = "" if last else "_aux"
-                if lc["class_loss"] == "iabce":  # SAM3's own: mean over queries, per pair
-                    supervise = bool(lc["class_on_negatives"]) or len(gb) > 0
-                    cls = iabce_loss(
-                        out["logits"][li, p],
-                        out["boxes"][li, p],
-                        gb,
-                        qi,
-                        gi,
-                        lc["pos_weight"],
-                        alpha,
-                        gamma,
-                    )
-                    sums["class" + sfx] = sums["class" + sfx] + cls * float(supervise) / len(gts)
-                for k, v in terms.items():
-                    sums[k + sfx] = sums[k + sfx] + v / n_gt
-                pres = out["presence"][li, p].reshape(())
-                sums["presence" + sfx] = sums[
-                    "presence" + sfx
-                ] + F.binary_cross_entropy_with_logits(pres, present) / len(gts)
-                if last and seg and len(qi):
-                    if cap is not None and len(qi) > cap:
-                        qi, gi = qi[:cap], gi[:cap]
-                    pm = out["masks"][row[p]][qi.to(pixel.device)]
-                    pm = F.interpolate(
-                        pm[:, None].float(), size=(size, size), mode="bilinear", align_corners=False
-                    )[:, 0]
-                    tm = gm[gi.to(pixel.device)].float()
-                    sums["mask_focal"] = (
-                        sums["mask_focal"]
-                        + sigmoid_focal_loss(pm, tm, alpha, gamma).mean((1, 2)).sum()
-                    )
-                    sums["mask_dice"] = sums["mask_dice"] + dice_loss(pm, tm).sum()
-                    n_masks += len(qi)
-            if lc["semantic"] and p in row:
-                sem = out["semantic"][row[p], 0]
-                tgt = g["union_small"].float()
-                sums["semantic"] = sums["semantic"] + F.binary_cross_entropy_with_logits(
-                    sem, tgt
-                ) / len(mask_pairs)
-        if n_masks:
-            sums["mask_focal"] = sums["mask_focal"] / n_masks
-            sums["mask_dice"] = sums["mask_dice"] / n_masks
+        mask_cost = seg and mw["mask"] and out["masks"] is not None
+        matches = hungarian_match_many(
+            logits,
+            boxes,
+            gt_boxes,
+            [(starts[p], starts[p + 1]) for _ in layers for p in range(n_pairs)],
+            mw,
+            out["masks"] if mask_cost else None,
+            torch.cat([g["masks_small"] for g in gts]) if mask_cost else None,
+            [last_row0 + p for p in mask_pairs],
+            alpha,
+            gamma,
+        )
+        m_row = torch.cat([torch.full((len(qi),), r) for r, (qi, _) in enumerate(matches)])
+        m_q = torch.cat([qi for qi, _ in matches])
+        m_g = torch.cat([gi + int(starts[r % n_pairs]) for r, (_, gi) in enumerate(matches)])
+
+        sums: dict[str, torch.Tensor] = {}
+
+        def add(name: str, values: torch.Tensor, rows: torch.Tensor) -> None:
+            """Sum per-row or per-match ``values`` into the last layer's term and the rest's."""
+            last = (rows >= last_row0).to(dev)
+            sums[name] = values[last].sum()
+            if len(layers) > 1:
+                sums[name + "_aux"] = values[~last].sum()
+
+        row_ids = torch.arange(len(layers) * n_pairs)
+        has_gt = torch.tensor([c > 0 for c in counts], dtype=torch.float32, device=dev)
+        supervise = has_gt.clamp(min=float(bool(lc["class_on_negatives"]))).repeat(len(layers))
+        terms = detr_terms(logits, boxes, gt_boxes, m_row, m_q, m_g, alpha, gamma)
+        if lc["class_loss"] == "iabce":  # SAM3's own: mean over queries, per pair
+            cls = iabce_loss(
+                logits, boxes, gt_boxes, m_q, m_g, lc["pos_weight"], alpha, gamma, query_row=m_row
+            )
+            add("class", cls * supervise / n_pairs, row_ids)
+        else:
+            add("class", terms["class"] * supervise / n_gt, row_ids)
+        add("bbox", terms["bbox"] / n_gt, m_row)
+        add("giou", terms["giou"] / n_gt, m_row)
+        presence = out["presence"][layers].reshape(-1)
+        pres_bce = F.binary_cross_entropy_with_logits(
+            presence, has_gt.repeat(len(layers)), reduction="none"
+        )
+        add("presence", pres_bce / n_pairs, row_ids)
+        if seg and out["masks"] is not None:
+            # matched masks of the last layer, at most ``cap`` per pair
+            cap = lc["max_matched_queries"]
+            mask_row = {p: r for r, p in enumerate(mask_pairs)}
+            sel = [
+                (mask_row[p], qi[:cap], gi[:cap] + int(starts[p]))
+                for p, (qi, gi) in enumerate(matches[last_row0:])
+                if len(qi)
+            ]
+            if sel:
+                rows = torch.cat([torch.full((len(qi),), r) for r, qi, _ in sel]).to(dev)
+                pm = out["masks"][rows, torch.cat([qi for _, qi, _ in sel]).to(dev)]
+                # the targets' size: the image's, or loss.mask_loss_size (Sam3Task.batch)
+                all_masks = torch.cat([g["masks"] for g in gts])
+                tm = all_masks[torch.cat([gi for _, _, gi in sel]).to(dev)].float()
+                pm = F.interpolate(
+                    pm[:, None].float(), size=tm.shape[-2:], mode="bilinear", align_corners=False
+                )[:, 0]
+                sums["mask_focal"] = sigmoid_focal_loss(pm, tm, alpha, gamma).mean((1, 2)).mean()
+                sums["mask_dice"] = dice_loss(pm, tm).mean()
+        if lc["semantic"] and out["semantic"] is not None:
+            # mean over the pairs it is computed on of each pair's mean
+            tgt = torch.stack([gts[p]["union_small"] for p in mask_pairs])
+            sums["semantic"] = F.binary_cross_entropy_with_logits(out["semantic"][:, 0], tgt)
         weights = {
             "class": lc["class"],
             "bbox": lc["bbox"],
@@ -330,38 +338,37 @@ class Sam3Task:
         gts = []
         for p in pairs:
             i = int(idx[p.image])
-            masks = pool.masks[i][p.gt] if len(p.gt) else np.zeros((0, size, size), bool)
-            boxes, small = self._instances(pool, i)
-            small = small[torch.from_numpy(p.gt)].to(device)
-            union = (
-                small.amax(0)
-                if len(masks)
-                else torch.zeros(self.mask_hw, self.mask_hw, device=device)
-            )
+            boxes, small, loss_masks = self._instances(pool, i)
+            sel = torch.from_numpy(p.gt)
+            small = small[sel].to(device)
+            union = small.amax(0) if len(p.gt) else torch.zeros(self.mask_hw, self.mask_hw)
             gts.append(
                 {
                     "boxes": torch.from_numpy(boxes[p.gt] / size).to(device),
-                    "masks": torch.from_numpy(masks).to(device),
+                    "masks": loss_masks[sel].to(device),
                     "masks_small": small,
-                    "union_small": (union > 0.5).float(),
+                    "union_small": (union > 0.5).float().to(device),
                 }
             )
         return pixel, pair_image, tokens, pair_text, gts
 
-    def _instances(self, pool: Pool, i: int) -> tuple[np.ndarray, torch.Tensor]:
-        """Boxes ``(k, 4)`` (xyxy px, float32) and masks at the mask head's size ``(k, h, h)``
-        (area-averaged) of pool image ``i``'s instances; computed once per image and kept."""
-        cache = pool.derived.setdefault(f"sam3_instances_{self.mask_hw}", {})
+    def _instances(self, pool: Pool, i: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        """Pool image ``i``'s instances as training targets, computed once per image and kept:
+        boxes ``(k, 4)`` (xyxy px, float32), masks at the mask head's size ``(k, h, h)`` and at
+        the mask loss's size (``loss.mask_loss_size``; null: the image's own masks), the
+        smaller sizes area-averaged."""
+        loss_size = self.cfg["loss"]["mask_loss_size"]
+        cache = pool.derived.setdefault(f"sam3_instances_{self.mask_hw}_{loss_size}", {})
         if i not in cache:
-            masks = pool.masks[i]
-            boxes = boxes_from_masks(masks).astype(np.float32).reshape(-1, 4)
-            hw = (self.mask_hw,) * 2
-            small = (
-                F.interpolate(torch.from_numpy(masks)[:, None].float(), size=hw, mode="area")[:, 0]
-                if len(masks)
-                else torch.zeros(0, *hw)
-            )
-            cache[i] = (boxes, small)
+            masks = torch.from_numpy(pool.masks[i])
+            boxes = boxes_from_masks(pool.masks[i]).astype(np.float32).reshape(-1, 4)
+
+            def area(side: int) -> torch.Tensor:
+                if not len(masks):
+                    return torch.zeros(0, side, side)
+                return F.interpolate(masks[:, None].float(), size=(side, side), mode="area")[:, 0]
+
+            cache[i] = (boxes, area(self.mask_hw), masks if loss_size is None else area(loss_size))
         return cache[i]
 
     def evaluate(self, model: Any, samples: list[Sample], device: torch.device) -> dict[str, float]:

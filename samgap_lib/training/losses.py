@@ -260,7 +260,7 @@ def hungarian_match(
         weights,
         mask_logits[None] if masked else None,
         gt_masks,
-        [0] if masked else None,
+        None,
         alpha,
         gamma,
     )[0]
@@ -283,8 +283,8 @@ def hungarian_match_many(
 
     Row ``b`` (``logits[b]`` ``(Q,)``, ``boxes[b]`` ``(Q, 4)``) is matched to the instances
     ``gt_boxes[s:e]`` of its span ``spans[b] = (s, e)``; rows may share instances (the decoder
-    layers of one pair). ``mask_logits`` ``(len(mask_rows), Q, h, w)`` adds the dice cost to
-    the rows ``mask_rows``, against ``gt_masks`` (aligned with ``gt_boxes``).
+    layers of one pair). ``mask_logits`` ``(R, Q, h, w)`` adds the dice cost to the rows
+    ``mask_rows`` (default: the first ``R``), against ``gt_masks`` (aligned with ``gt_boxes``).
 
     Returns
     -------
@@ -308,7 +308,11 @@ def hungarian_match_many(
         t = gt_masks.float().flatten(1)  # (G, hw)
         num = 2 * p @ t.T
         den = p.sum(-1)[..., None] + t.sum(-1)
-        rows = torch.as_tensor(list(mask_rows or []), dtype=torch.long, device=cost.device)
+        rows = torch.as_tensor(
+            list(range(len(p)) if mask_rows is None else mask_rows),
+            dtype=torch.long,
+            device=cost.device,
+        )
         cost[rows] += weights["mask"] * (1 - (num + 1) / (den + 1))
     c = cost.cpu().numpy()
     out = []

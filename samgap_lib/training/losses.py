@@ -320,10 +320,8 @@ def hungarian_match_many(
         if e == s:
             out.append((empty, empty))
             continue
-        rows_, cols = linear_sum_assignment(c[r, :, s:e])
-        out.append(
-            (torch.as_tensor(rows_, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long))
-        )
+        qi, gi = linear_sum_assignment(c[r, :, s:e])
+        out.append((torch.as_tensor(qi, dtype=torch.long), torch.as_tensor(gi, dtype=torch.long)))
     return out
 
 
@@ -347,11 +345,11 @@ def detr_losses(
     out (``"class"`` is then absent: the caller scores queries with another loss).
     """
     row = torch.zeros_like(query_idx)
-    terms = detr_terms(logits[None], boxes[None], gt_boxes, row, query_idx, gt_idx, alpha, gamma)
-    out = {k: v.sum() for k, v in terms.items() if k != "class"}
-    if with_class:
-        out = {"class": terms["class"][0] * float(supervise_class), **out}
-    return out
+    terms = detr_terms(
+        logits[None], boxes[None], gt_boxes, row, query_idx, gt_idx, alpha, gamma, with_class
+    )
+    out = {"class": terms["class"][0] * float(supervise_class)} if with_class else {}
+    return {**out, "bbox": terms["bbox"].sum(), "giou": terms["giou"].sum()}
 
 
 def detr_terms(
@@ -363,18 +361,19 @@ def detr_terms(
     gt_idx: torch.Tensor,
     alpha: float = 0.25,
     gamma: float = 2.0,
+    with_class: bool = True,
 ) -> dict[str, torch.Tensor]:
     """`detr_losses`' terms for ``B`` rows at once, unreduced: ``"class"`` ``(B,)`` (focal loss
-    summed over each row's ``Q`` queries), ``"bbox"`` and ``"giou"`` ``(M,)`` for the matches
-    (query ``query_idx[m]`` of row ``query_row[m]`` with instance ``gt_boxes[gt_idx[m]]``)."""
+    summed over each row's ``Q`` queries; absent with ``with_class=False``), ``"bbox"`` and
+    ``"giou"`` ``(M,)`` for the matches (query ``query_idx[m]`` of row ``query_row[m]`` with
+    instance ``gt_boxes[gt_idx[m]]``)."""
     dev = logits.device
     qr, qi = query_row.to(dev), query_idx.to(dev)
-    target = torch.zeros_like(logits)
-    target[qr, qi] = 1.0
     pb = boxes[qr, qi]
     gb = gt_boxes[gt_idx.to(dev)]
-    return {
-        "class": sigmoid_focal_loss(logits, target, alpha, gamma).sum(-1),
-        "bbox": (pb - gb).abs().sum(-1),
-        "giou": 1 - generalized_box_iou_pairs(pb, gb),
-    }
+    out = {"bbox": (pb - gb).abs().sum(-1), "giou": 1 - generalized_box_iou_pairs(pb, gb)}
+    if with_class:
+        target = torch.zeros_like(logits)
+        target[qr, qi] = 1.0
+        out["class"] = sigmoid_focal_loss(logits, target, alpha, gamma).sum(-1)
+    return out

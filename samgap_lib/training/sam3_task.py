@@ -212,9 +212,13 @@ class Sam3Loss(torch.nn.Module):
 
         row_ids = torch.arange(len(layers) * n_pairs)
         has_gt = torch.tensor([c > 0 for c in counts], dtype=torch.float32, device=dev)
-        supervise = has_gt.clamp(min=float(bool(lc["class_on_negatives"]))).repeat(len(layers))
-        terms = detr_terms(logits, boxes, gt_boxes, m_row, m_q, m_g, alpha, gamma)
-        if lc["class_loss"] == "iabce":  # SAM3's own: mean over queries, per pair
+        has_gt = has_gt.repeat(len(layers))  # per row
+        supervise = has_gt.clamp(min=float(bool(lc["class_on_negatives"])))
+        iabce = lc["class_loss"] == "iabce"
+        terms = detr_terms(
+            logits, boxes, gt_boxes, m_row, m_q, m_g, alpha, gamma, with_class=not iabce
+        )
+        if iabce:  # SAM3's own: mean over queries, per pair
             cls = iabce_loss(
                 logits, boxes, gt_boxes, m_q, m_g, lc["pos_weight"], alpha, gamma, query_row=m_row
             )
@@ -224,9 +228,7 @@ class Sam3Loss(torch.nn.Module):
         add("bbox", terms["bbox"] / n_gt, m_row)
         add("giou", terms["giou"] / n_gt, m_row)
         presence = out["presence"][layers].reshape(-1)
-        pres_bce = F.binary_cross_entropy_with_logits(
-            presence, has_gt.repeat(len(layers)), reduction="none"
-        )
+        pres_bce = F.binary_cross_entropy_with_logits(presence, has_gt, reduction="none")
         add("presence", pres_bce / n_pairs, row_ids)
         if seg and out["masks"] is not None:
             # matched masks of the last layer, at most ``cap`` per pair

@@ -27,7 +27,7 @@ def _cmd_data_synthetic(args: argparse.Namespace) -> int:
     from .io import write_json
 
     size = tuple(int(v) for v in args.size.split("x"))
-    samples = synthetic_orchard(args.n, seed=args.seed, size=size)
+    samples = synthetic_orchard(args.n, seed=args.seed, size=size, workers=args.workers)
     out = Path(args.out)
     write_minneapple(samples, out, "train")
     write_json(to_coco(samples), out / "coco.json")
@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--n", type=int, default=32, help="number of images (default 32)")
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--size", default="256x256", help="HxW (default 256x256)")
+    syn.add_argument(
+        "--workers", type=int, default=1, help="processes rendering images (same images for any)"
+    )
     syn.set_defaults(func=_cmd_data_synthetic)
     mn = data.add_parser("minneapple", help="download and verify MinneApple")
     mn.add_argument("--root", required=True, help="folder to hold detection/")

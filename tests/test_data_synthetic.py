@@ -38,6 +38,19 @@ def test_start_gives_disjoint_chunks():
         assert a.image_id == b.image_id and np.array_equal(a.image, b.image)
 
 
+def test_workers_render_the_same_samples(monkeypatch):
+    import samgap_lib.data.synthetic as synthetic
+
+    monkeypatch.setattr(synthetic, "CHUNK", 4)  # 10 images: 3 chunks over 2 processes
+    serial = synthetic_orchard(10, seed=2, size=(48, 48), start=7)
+    parallel = synthetic_orchard(10, seed=2, size=(48, 48), start=7, workers=2)
+    assert [s.image_id for s in parallel] == list(range(7, 17))
+    for a, b in zip(serial, parallel, strict=True):
+        assert a.image_id == b.image_id and a.meta == b.meta
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.masks, b.masks)
+        assert [i.attributes for i in a.instances] == [i.attributes for i in b.instances]
+
+
 def test_images_and_masks_are_well_formed(orchard):
     for s in orchard:
         assert isinstance(s, Sample)
@@ -86,6 +99,7 @@ def test_apples_are_red_or_green_by_ripeness():
     [
         ({"n_images": -1}, "n_images"),
         ({"n_images": 1, "size": (8, 8)}, "16x16"),
+        ({"n_images": 1, "workers": 0}, "workers must be >= 1"),
         ({"n_images": 1, "config": "bad"}, None),
     ],
 )

@@ -52,6 +52,15 @@ def test_wrong_values_refused(override, match):
         load_config({"model": "sam3", **override})
 
 
+def test_wrong_sam2_mask_loss_size_refused():
+    with pytest.raises(ConfigError, match=r"loss.mask_loss_size must be > 0 or null, got -4"):
+        load_config({"model": "sam2", "loss": {"mask_loss_size": -4}})
+    assert (
+        load_config({"model": "sam2", "loss": {"mask_loss_size": 96}})["loss"]["mask_loss_size"]
+        == 96
+    )
+
+
 def test_wrong_sam2_dense_first_radius_refused():
     with pytest.raises(ConfigError, match=r"dense_first_radius must be > 0 or null, got -1"):
         load_config({"model": "sam2", "prompts": {"dense_first_radius": -1}})

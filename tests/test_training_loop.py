@@ -226,6 +226,50 @@ def test_gradients_repeat_exactly_on_two_threads(model_name):
     assert not differing, f"gradients differ between identical passes: {differing[:5]}"
 
 
+@pytest.mark.parametrize("loss_size", [None, 40])
+def test_sam2_mask_loss_size(monkeypatch, loss_size):
+    """SAM2's mask loss is sam2_mask_loss on the logits upsampled to ``loss.mask_loss_size``
+    (null: the image's size) and on the targets area-averaged to it."""
+    import torch.nn.functional as F
+
+    from samgap_lib.training import sam2_task
+    from samgap_lib.training.data import load_samples, make_pool, step_rng
+    from samgap_lib.training.losses import sam2_mask_loss
+    from samgap_lib.training.trainer import make_task
+
+    cfg = load_config(tiny_config("sam2", "/tmp/unused", loss={"mask_loss_size": loss_size}))
+    torch.manual_seed(0)
+    model, processor = build_model(cfg)
+    task = make_task(cfg, model, processor)
+    pool = task.filter_pool(make_pool(load_samples(cfg, "train", 6), cfg["data"]["image_size"]))
+    pixel, objs = task.batch(pool, np.arange(3), step_rng(0, 0), torch.device("cpu"))
+    calls = []
+
+    def spy(logits, ious, tgt, *args):
+        calls.append((logits, ious, tgt, args))
+        return sam2_mask_loss(logits, ious, tgt, *args)
+
+    monkeypatch.setattr(sam2_task, "sam2_mask_loss", spy)
+    total, terms = task.loss_module(model)(pixel, objs)
+    side = loss_size or cfg["data"]["image_size"]
+    targets = torch.from_numpy(np.stack([o.target for o in objs])).float()
+    seen, want = 0, torch.zeros(())
+    for logits, ious, tgt, args in calls:
+        n = len(tgt)
+        assert logits.shape[-2:] == (side, side) and tgt.shape[-2:] == (side, side)
+        ref = F.interpolate(targets[:, None], size=(side, side), mode="area")[:, 0]
+        # objects come in groups by their number of candidate masks
+        assert all(any(torch.equal(row, r) for r in ref) for row in tgt)
+        if loss_size is None:
+            assert set(tgt.unique().tolist()) <= {0.0, 1.0}
+        else:
+            assert ((tgt > 0) & (tgt < 1)).any()  # area-averaged edges
+        want = want + sam2_mask_loss(logits, ious, tgt, *args)["loss"] * n / len(objs)
+        seen += n
+    assert seen == len(objs)
+    assert torch.allclose(total, want)
+
+
 def _sam3_batch(data: dict, images: np.ndarray, loss: dict | None = None):
     """A tiny from-scratch SAM3, its task and one batch of ``images`` (``data`` and ``loss``
     merge in)."""

@@ -14,6 +14,9 @@ numpy drawing, no platform-dependent libraries).
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -34,6 +37,7 @@ _APPLE_RGB = {
 _LEAF_RGB = (0.16, 0.42, 0.12)
 _RED_LEAF_RGB = (0.62, 0.13, 0.10)
 _SKY_RGB = (0.70, 0.82, 0.95)
+CHUNK = 50  # images per task of a parallel `synthetic_orchard`
 
 
 @dataclass(frozen=True)
@@ -331,6 +335,7 @@ def synthetic_orchard(
     size: tuple[int, int] = (256, 256),
     config: OrchardConfig | None = None,
     start: int = 0,
+    workers: int = 1,
 ) -> list[Sample]:
     """Generate ``n_images`` orchard samples.
 
@@ -346,6 +351,10 @@ def synthetic_orchard(
         Generator parameters (`OrchardConfig`); defaults when None.
     start
         Index of the first image, for generating a dataset in chunks or a disjoint split.
+    workers
+        Processes that render in parallel, in chunks of `CHUNK` images (forked; on Linux only,
+        elsewhere this process renders them all). The samples are the same for any number,
+        since each image has its own seed.
 
     Returns
     -------
@@ -357,9 +366,28 @@ def synthetic_orchard(
     h, w = (int(size[0]), int(size[1]))
     if h < 16 or w < 16:
         raise ValueError(f"size must be at least 16x16 pixels, got {size}.")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}.")
     config = config or OrchardConfig()
+    chunks = [(c, min(c + CHUNK, start + n_images)) for c in range(start, start + n_images, CHUNK)]
+    # forked workers, as torch's DataLoader's on Linux: the children run numpy only. Elsewhere a
+    # worker would be spawned, and a spawned child re-runs a calling script without a main guard.
+    if workers == 1 or len(chunks) < 2 or not sys.platform.startswith("linux"):
+        return [s for a, b in chunks for s in _render_range(seed, a, b, h, w, config)]
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=ctx) as pool:
+        firsts, stops = [a for a, _ in chunks], [b for _, b in chunks]
+        n = len(chunks)
+        parts = pool.map(_render_range, [seed] * n, firsts, stops, [h] * n, [w] * n, [config] * n)
+        return [s for part in parts for s in part]
+
+
+def _render_range(
+    seed: int, first: int, stop: int, h: int, w: int, config: OrchardConfig
+) -> list[Sample]:
+    """Samples ``first..stop-1`` of the orchard of ``seed``."""
     out = []
-    for i in range(start, start + n_images):
+    for i in range(first, stop):
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), i]))
         img, apples = render_orchard_scene(rng, h, w, config)
         _hide_tiny_apples(img, apples, config.min_visible_area, rng)

@@ -185,10 +185,10 @@ def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
         r = cfg["prompts"]["dense_first_radius"]
         if r is not None and r <= 0:
             raise ConfigError(f"{where}: prompts.dense_first_radius must be > 0 or null, got {r}.")
-    else:
-        m = cfg["loss"]["mask_loss_size"]
-        if m is not None and m <= 0:
-            raise ConfigError(f"{where}: loss.mask_loss_size must be > 0 or null, got {m}.")
+    m = cfg["loss"]["mask_loss_size"]
+    if m is not None and m <= 0:
+        raise ConfigError(f"{where}: loss.mask_loss_size must be > 0 or null, got {m}.")
+    if model == "sam3":
         t = cfg["eval"]["nms_iou"]
         if t is not None and not 0 < t <= 1:
             raise ConfigError(f"{where}: eval.nms_iou must be in (0, 1] or null, got {t}.")

@@ -45,8 +45,9 @@ class Pool:
         return int(sum(len(m) for m in self.masks))
 
 
-def load_samples(cfg: dict[str, Any], split: str, n: int) -> list[Sample]:
-    """The samples of a config's data section for ``split`` (``train``, ``val``, ``test``)."""
+def load_samples(cfg: dict[str, Any], split: str, n: int, workers: int = 1) -> list[Sample]:
+    """The samples of a config's data section for ``split`` (``train``, ``val``, ``test``);
+    ``workers`` processes render synthetic images (the same images for any number)."""
     d = cfg["data"]
     if d["source"] == "minneapple":
         return profile_samples("paper", n, seed=d["seed"], data_root=d["root"], split=split)
@@ -59,10 +60,10 @@ def load_samples(cfg: dict[str, Any], split: str, n: int) -> list[Sample]:
             m = n // k + (1 if i < n % k else 0)
             conf = OrchardConfig(ripeness_p=mix)
             out += synthetic_orchard(
-                m, seed=d["seed"], size=size, config=conf, start=start + 10_000 * i
+                m, seed=d["seed"], size=size, config=conf, start=start + 10_000 * i, workers=workers
             )
         return out
-    return synthetic_orchard(n, seed=d["seed"], size=size, start=start)
+    return synthetic_orchard(n, seed=d["seed"], size=size, start=start, workers=workers)
 
 
 def make_pool(samples: list[Sample], size: int, what: str = "training data") -> Pool:

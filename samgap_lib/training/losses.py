@@ -96,7 +96,7 @@ def sam2_mask_loss(
     iou_pred
         ``(N, C)`` predicted IoUs.
     targets
-        ``(N, H, W)`` float 0/1 ground truth.
+        ``(N, H, W)`` float ground truth in [0, 1]: 0/1, or area-averaged to a smaller size.
     weights
         ``focal``, ``dice``, ``iou`` and optional ``bce`` weights.
 

@@ -217,17 +217,22 @@ class Sam2Loss(torch.nn.Module):
         for i in range(len(objs)):
             by_c[res[i][0].shape[0]].append(i)
         lc = cfg["loss"]
+        loss_size = lc["mask_loss_size"] or size
         total = torch.zeros((), device=pixel.device)
         sums: dict[str, float] = defaultdict(float)
         for _, members in by_c.items():
             logits = torch.stack([res[i][0] for i in members]).float()
             ious = torch.stack([res[i][1] for i in members]).float()
-            logits = F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
+            logits = F.interpolate(
+                logits, size=(loss_size, loss_size), mode="bilinear", align_corners=False
+            )
             tgt = (
                 torch.from_numpy(np.stack([objs[i].target for i in members]))
                 .to(pixel.device)
                 .float()
             )
+            if loss_size != tgt.shape[-1]:  # loss.mask_loss_size: targets area-averaged
+                tgt = F.interpolate(tgt[:, None], size=(loss_size, loss_size), mode="area")[:, 0]
             terms = sam2_mask_loss(logits, ious, tgt, lc, lc["focal_alpha"], lc["focal_gamma"])
             frac = len(members) / len(objs)
             total = total + terms["loss"] * frac

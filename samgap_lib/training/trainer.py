@@ -186,8 +186,11 @@ def train(
         and cfg["init"]["checkpoint"]
     ):
         pass  # a released checkpoint fixes the size; the pool is resized to it below
-    pool = make_pool(load_samples(cfg, "train", cfg["data"]["n_train"]), size, "training data")
-    val = load_samples(cfg, "val", cfg["data"]["n_val"]) if cfg["data"]["n_val"] else []
+    workers = torch.get_num_threads()  # this rank's cores render the synthetic images
+    pool = make_pool(
+        load_samples(cfg, "train", cfg["data"]["n_train"], workers), size, "training data"
+    )
+    val = load_samples(cfg, "val", cfg["data"]["n_val"], workers) if cfg["data"]["n_val"] else []
     task = make_task(cfg, model, processor)
     pool = task.filter_pool(pool)
     kind = cfg["model"]

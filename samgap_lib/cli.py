@@ -12,6 +12,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -26,8 +27,7 @@ def _cmd_data_synthetic(args: argparse.Namespace) -> int:
     from .data import synthetic_orchard, to_coco, to_saco, write_minneapple
     from .io import write_json
 
-    size = tuple(int(v) for v in args.size.split("x"))
-    samples = synthetic_orchard(args.n, seed=args.seed, size=size, workers=args.workers)
+    samples = synthetic_orchard(args.n, seed=args.seed, size=args.size, workers=args.workers)
     out = Path(args.out)
     write_minneapple(samples, out, "train")
     write_json(to_coco(samples), out / "coco.json")
@@ -118,6 +118,14 @@ def _add_train_parser(sub) -> None:
     tr.set_defaults(func=run)
 
 
+def _hw(text: str) -> tuple[int, int]:
+    """``"HxW"`` as ``(H, W)``, for argparse."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HxW in pixels, e.g. 256x256")
+    return int(parts[0]), int(parts[1])
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="samgap", description="Measure and teach the SAM2-to-SAM3 gap."
@@ -134,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--out", required=True, help="output folder")
     syn.add_argument("--n", type=int, default=32, help="number of images (default 32)")
     syn.add_argument("--seed", type=int, default=0)
-    syn.add_argument("--size", default="256x256", help="HxW (default 256x256)")
+    syn.add_argument("--size", type=_hw, default="256x256", help="HxW (default 256x256)")
     syn.add_argument(
         "--workers", type=int, default=1, help="processes rendering images (same images for any)"
     )
@@ -175,8 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; a refusal by the library (a ``ValueError`` or a missing or existing
+    file naming the problem) prints one line and exits with 2 instead of a traceback
+    (``SAMGAP_TRACEBACK=1`` shows the traceback)."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        if os.environ.get("SAMGAP_TRACEBACK"):
+            raise
+        print(f"samgap {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -86,3 +86,29 @@ def test_cli_synthetic_writes_all_forms(tmp_path, capsys):
 def test_cli_minneapple_verify_reports_incomplete(tmp_path, capsys):
     assert main(["data", "minneapple", "--root", str(tmp_path), "--verify-only"]) == 2
     assert "incomplete" in capsys.readouterr().err
+
+
+def test_cli_refusals_are_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    out = str(tmp_path / "o")
+    assert main(["data", "synthetic", "--out", out, "--n", "2", "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("samgap data: ") and "workers" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+    monkeypatch.setenv("SAMGAP_TRACEBACK", "1")
+    try:
+        main(["data", "synthetic", "--out", out, "--n", "2", "--workers", "0"])
+    except ValueError as e:
+        assert "workers" in str(e)
+    else:
+        raise AssertionError("SAMGAP_TRACEBACK=1 should let the ValueError through")
+
+
+def test_cli_bad_size_is_refused_by_the_parser(tmp_path, capsys):
+    for bad in ("64", "64x", "0x64", "ax64"):
+        try:
+            main(["data", "synthetic", "--out", str(tmp_path), "--size", bad])
+        except SystemExit as e:
+            assert e.code == 2
+        else:
+            raise AssertionError(f"--size {bad} accepted")
+        assert "expected HxW" in capsys.readouterr().err

@@ -151,3 +151,20 @@ def test_token_only_results_match_the_current_recipe():
     assert RESULTS["recipe"] == recipe_summary()
     assert set(RESULTS["variants"]) == set(VARIANTS)
     assert RESULTS["variants"]["tokens only"]["steps"] == recipe_summary()["steps"]
+
+
+def test_orchard_tiny_trains_on_the_cpu_in_float32_on_a_gpu_machine(tmp_path, monkeypatch):
+    """On a CUDA machine (Colab, a workstation) the trainer's defaults would move orchard-tiny to
+    the GPU under bf16 autocast; the recipes pin the CPU and float32, where they were tuned."""
+    import torch
+
+    from samgap_lib.training import trainer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    default = default_config("sam2")["train"]
+    dev = trainer._device(default["device"], 0)
+    assert dev.type == "cuda" and trainer._amp(default["precision"], dev) is torch.bfloat16
+    for model in ("sam2", "sam3"):
+        t = orchard_tiny_config(model, tmp_path / model)["train"]
+        dev = trainer._device(t["device"], 0)
+        assert dev.type == "cpu" and trainer._amp(t["precision"], dev) is None

@@ -52,6 +52,8 @@ METRICS: dict[str, list[str]] = {
 }
 
 # Filled in from `python -m samgap_lib.training.seed_spread` (see RESULTS["command"]).
+# The recipe copies name train.device "cpu" and train.precision "fp32" since orchard-tiny pins
+# them; the runs were made on the CPU in float32 ("auto" there), so their numbers stand.
 RESULTS: dict[str, Any] = {
     "command": "OMP_NUM_THREADS=1 python -m samgap_lib.training.seed_spread --model M --seeds S "
     "[--steps N] (one process per model and seed), joined with --merge",
@@ -90,6 +92,8 @@ RESULTS: dict[str, Any] = {
                     "checkpoint_every": 100,
                     "log_every": 20,
                     "seed": 0,
+                    "device": "cpu",
+                    "precision": "fp32",
                 },
             },
             "torch_threads": 1,
@@ -177,6 +181,8 @@ RESULTS: dict[str, Any] = {
                     "checkpoint_every": 200,
                     "log_every": 20,
                     "seed": 0,
+                    "device": "cpu",
+                    "precision": "fp32",
                 },
                 "eval": {
                     "phrases": ["ripe apple", "unripe apple", "apple", "pear", "leaf"],

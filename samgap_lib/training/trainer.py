@@ -179,13 +179,7 @@ def train(
 
     # 2. data (refuses a dataset without instances) and model
     model, processor = build_model(cfg)
-    size = model_image_size(model)
-    if (
-        cfg["data"]["image_size"] != size
-        and cfg["data"]["source"] == "synthetic"
-        and cfg["init"]["checkpoint"]
-    ):
-        pass  # a released checkpoint fixes the size; the pool is resized to it below
+    size = model_image_size(model)  # the model fixes the size: make_pool resizes to it
     workers = torch.get_num_threads()  # this rank's cores render the synthetic images
     pool = make_pool(
         load_samples(cfg, "train", cfg["data"]["n_train"], workers), size, "training data"

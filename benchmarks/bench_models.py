@@ -36,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from samgap_lib.cli import parse_hw  # noqa: E402
 from samgap_lib.data import synthetic_orchard  # noqa: E402
 
 SMALL_SAM3_DIMS = {
@@ -420,16 +421,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _hw(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"image size {text!r}: write it as HxW, e.g. 720x1280"
-        ) from None
-    return h, w
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table, optionally write JSON; returns an exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -442,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--images",
         nargs="+",
-        type=_hw,
+        type=parse_hw,
         default=[(384, 512), (720, 1280)],
         metavar="HxW",
         help="image sizes of the 50-prompt SAM2 bench (default: 384x512 720x1280)",

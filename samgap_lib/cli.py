@@ -74,18 +74,13 @@ def _cmd_data_minneapple(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     import json
 
-    from .experiments import (
-        ConfigError,
-        ConfigMismatchError,
-        load_config,
-        results_dir,
-        run_experiment,
-    )
+    from .experiments import ConfigMismatchError, load_config, results_dir, run_experiment
 
+    # a ConfigError (a ValueError) or a missing file is reported by `main`
+    cfg = load_config(args.config, profile=args.profile, overrides=args.set)
     try:
-        cfg = load_config(args.config, profile=args.profile, overrides=args.set)
         summary = run_experiment(args.experiment, cfg, name=args.name, restart=args.restart)
-    except (ConfigError, ConfigMismatchError, FileNotFoundError) as e:
+    except ConfigMismatchError as e:
         print(f"samgap run: {e}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2, default=str))
@@ -118,8 +113,9 @@ def _add_train_parser(sub) -> None:
     tr.set_defaults(func=run)
 
 
-def _hw(text: str) -> tuple[int, int]:
-    """``"HxW"`` as ``(H, W)``, for argparse."""
+def parse_hw(text: str) -> tuple[int, int]:
+    """``"HxW"`` as ``(H, W)`` positive pixels, for argparse (`samgap data synthetic --size`,
+    the benchmarks' image sizes)."""
     parts = text.lower().split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
         raise argparse.ArgumentTypeError(f"{text!r}: expected HxW in pixels, e.g. 256x256")
@@ -142,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--out", required=True, help="output folder")
     syn.add_argument("--n", type=int, default=32, help="number of images (default 32)")
     syn.add_argument("--seed", type=int, default=0)
-    syn.add_argument("--size", type=_hw, default="256x256", help="HxW (default 256x256)")
+    syn.add_argument("--size", type=parse_hw, default="256x256", help="HxW (default 256x256)")
     syn.add_argument(
         "--workers", type=int, default=1, help="processes rendering images (same images for any)"
     )

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from samgap_lib.data import synthetic_orchard
 from samgap_lib.models import load_sam2, load_sam3
-from samgap_lib.training import DensePromptSegmenter, dense_spec, load_config, train
+from samgap_lib.training import DensePromptSegmenter, dense_spec, evaluate_start, load_config, train
 from samgap_lib.training.arch import build_model
 from samgap_lib.training.logs import read_jsonl
 from samgap_lib.training.optim import freeze, param_groups
@@ -448,3 +448,19 @@ def test_sam3_loss_equals_the_pair_by_pair_computation(loss):
     assert set(terms) - {"loss"} == set(want)
     for k, v in want.items():
         assert terms[k] == pytest.approx(v, rel=1e-5, abs=1e-7), k
+
+
+def test_evaluate_start_measures_as_the_loop_validates(tmp_path, monkeypatch):
+    res = train(load_config(tiny_config("sam2", tmp_path / "run")))
+    assert res.metrics  # the loop validates at its last step
+    # the same weights as a starting checkpoint: the "before" of a next run equals that
+    again = load_config(
+        tiny_config("sam2", tmp_path / "again", init={"checkpoint": str(res.final)})
+    )
+    assert evaluate_start(again) == res.metrics
+    with pytest.raises(ValueError, match="data.n_val is 0"):
+        evaluate_start(load_config(tiny_config("sam2", tmp_path / "x", data={"n_val": 0})))
+    # the device is resolved as train() resolves it, before any model is built
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        evaluate_start(load_config(tiny_config("sam2", tmp_path / "y", train={"device": "cuda"})))

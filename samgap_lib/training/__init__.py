@@ -3,7 +3,8 @@ or from released checkpoints; losses, configs, checkpoints, logs, DDP and orchar
 
 - `load_config` / `default_config`: YAML configs (``samgap_lib/configs/train_sam{2,3}.yml``).
 - `train(cfg, resume=...)`: the loop (accumulation, clipping, bf16 autocast on CUDA,
-  gradient checkpointing, DistributedDataParallel under torchrun, exact resume).
+  gradient checkpointing, DistributedDataParallel under torchrun, exact resume);
+  `evaluate_start(cfg)`: the same validation on the model a run starts from.
 - `ensure_orchard_tiny()`: the smoke profile's SAM2 and SAM3 trained from scratch (cached).
 - `DensePromptSegmenter`: how to prompt an orchard-tiny SAM2 (prompts drawn into the mask input).
 - `OFFICIAL_RECIPES`, `recipe_table()`: the released fine-tuning recipes as data.
@@ -30,7 +31,7 @@ from .recipes import (
     read_card,
     recipe_table,
 )
-from .trainer import TrainResult, train
+from .trainer import TrainResult, evaluate_start, train
 
 __all__ = [
     "OFFICIAL_RECIPES",
@@ -46,6 +47,7 @@ __all__ = [
     "draw_dense_prompts",
     "ensure_orchard_tiny",
     "evaluate_checkpoint",
+    "evaluate_start",
     "generalized_box_iou",
     "hungarian_match",
     "init_configs",

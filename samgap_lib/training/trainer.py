@@ -38,7 +38,7 @@ from .data import batch_indices, load_samples, make_pool, step_rng
 from .logs import RunLogger, peak_memory_mb, progress_enabled
 from .optim import build_optimizer, freeze, lr_lambda
 
-__all__ = ["TrainResult", "train", "resolve_threads", "make_task"]
+__all__ = ["TrainResult", "train", "evaluate_start", "resolve_threads", "make_task"]
 
 
 @dataclass
@@ -92,6 +92,22 @@ def make_task(cfg: dict[str, Any], model: Any, processor: Any) -> Any:
     from .sam3_task import Sam3Task
 
     return Sam3Task(cfg, model, processor)
+
+
+def evaluate_start(cfg: dict[str, Any]) -> dict[str, float]:
+    """Validation metrics of the model ``cfg`` starts from (``init``: a checkpoint, or from
+    scratch), before any training: the task's periodic validation (mIoU/NoC for SAM2,
+    cgF1/AP for SAM3) on the ``data.n_val`` validation images, on the device that
+    ``train.device`` resolves to as in `train` (``auto``: CUDA when available)."""
+    n_val = int(cfg["data"]["n_val"])
+    if n_val <= 0:
+        raise ValueError(
+            "data.n_val is 0: no validation images to evaluate on; set data.n_val > 0."
+        )
+    device = _device(cfg["train"]["device"], 0)
+    model, processor = build_model(cfg)
+    task = make_task(cfg, model, processor)
+    return task.evaluate(model, load_samples(cfg, "val", n_val), device)
 
 
 def _dist_setup() -> tuple[int, int, int]:

@@ -45,6 +45,10 @@ def test_unknown_key_names_it_and_suggests(tmp_path):
         ({"eval": {"nms_iou": "half"}}, r"'eval.nms_iou' must be"),
         ({"loss": {"mask_loss_size": 0}}, r"loss.mask_loss_size must be > 0 or null, got 0"),
         ({"loss": {"mask_loss_size": 56.5}}, r"'loss.mask_loss_size' must be int or null"),
+        ({"loss": {"o2m_weight": -2.0}}, r"loss.o2m_weight must be >= 0 \(0 = off\), got -2.0"),
+        ({"loss": {"o2m_alpha": 1.3}}, r"loss.o2m_alpha must be in \[0, 1\], got 1.3"),
+        ({"loss": {"o2m_topk": 0}}, r"loss.o2m_topk must be >= 1, got 0"),
+        ({"loss": {"o2m_topk": 4.0}}, r"'loss.o2m_topk' must be int"),
     ],
 )
 def test_wrong_values_refused(override, match):

@@ -381,6 +381,7 @@ def _sam3_terms_pair_by_pair(model, cfg, inputs) -> dict[str, float]:
         dice_loss,
         hungarian_match,
         iabce_loss,
+        one_to_many_match_many,
         sigmoid_focal_loss,
     )
     from samgap_lib.training.sam3_task import sam3_outputs
@@ -388,29 +389,52 @@ def _sam3_terms_pair_by_pair(model, cfg, inputs) -> dict[str, float]:
     pixel, pair_image, tokens, pair_text, gts = inputs
     lc = cfg["loss"]
     pos = [p for p, g in enumerate(gts) if len(g["boxes"])]
+    o2m = lc["o2m_weight"] > 0
     out = sam3_outputs(
-        model, pixel, pair_image, tokens, pair_text, mask_pairs=torch.tensor(pos, dtype=torch.long)
+        model,
+        pixel,
+        pair_image,
+        tokens,
+        pair_text,
+        mask_pairs=torch.tensor(pos, dtype=torch.long),
+        o2m=o2m,
     )
     n_layers, n_gt = out["logits"].shape[0], sum(len(g["boxes"]) for g in gts)
     w = {k: lc["match_" + k] for k in ("class", "bbox", "giou", "mask")}
     sums: dict[str, float] = {}
     masks = []
+
+    def detection(lg, bx, g, qi, gi) -> dict:
+        one = detr_losses(lg, bx, g["boxes"], qi, gi, supervise_class=len(g["boxes"]) > 0)
+        if lc["class_loss"] == "iabce":
+            cls = iabce_loss(lg, bx, g["boxes"], qi, gi, lc["pos_weight"])
+            one["class"] = cls * (len(g["boxes"]) > 0) * n_gt / len(gts)
+        return one
+
     for p, g in enumerate(gts):
         for li in range(n_layers):
             sfx = "" if li == n_layers - 1 else "_aux"
             lg, bx = out["logits"][li, p], out["boxes"][li, p]
             ml = out["masks"][pos.index(p)] if p in pos and not sfx else None
             qi, gi = hungarian_match(lg, bx, g["boxes"], w, ml, g["masks_small"])
-            one = detr_losses(lg, bx, g["boxes"], qi, gi, supervise_class=len(gi) > 0)
-            if lc["class_loss"] == "iabce":
-                cls = iabce_loss(lg, bx, g["boxes"], qi, gi, lc["pos_weight"]) * (len(gi) > 0)
-                one["class"] = cls * n_gt / len(gts)
+            one = detection(lg, bx, g, qi, gi)
             present = torch.tensor(float(len(gi) > 0))
             one["presence"] = F.binary_cross_entropy_with_logits(
                 out["presence"][li, p, 0], present
             ) * (n_gt / len(gts))
+            if o2m:  # the one-to-many queries: one-to-many matching on the last layer
+                lg, bx = out["logits_o2m"][li, p], out["boxes_o2m"][li, p]
+                if sfx and not lc["o2m_matcher_on_aux"]:
+                    qo, go = hungarian_match(lg, bx, g["boxes"], w)
+                else:
+                    k = (lc["o2m_alpha"], lc["o2m_threshold"], lc["o2m_topk"])
+                    [(qo, go)] = one_to_many_match_many(
+                        lg[None], bx[None], g["boxes"], [(0, len(g["boxes"]))], *k
+                    )
+                one.update({k + "_o2m": v for k, v in detection(lg, bx, g, qo, go).items()})
             for k, v in one.items():
-                sums[k + sfx] = sums.get(k + sfx, 0.0) + float(v) / n_gt
+                k = k.replace("_o2m", "_o2m" + sfx) if "_o2m" in k else k + sfx
+                sums[k] = sums.get(k, 0.0) + float(v) / n_gt
             if ml is not None:
                 cap = lc["max_matched_queries"]
                 for q, i in zip(qi[:cap].tolist(), gi[:cap].tolist(), strict=True):
@@ -430,8 +454,14 @@ def _sam3_terms_pair_by_pair(model, cfg, inputs) -> dict[str, float]:
 
 @pytest.mark.parametrize(
     "loss",
-    [{}, {"class_loss": "focal"}, {"mask_loss_size": 56}],
-    ids=["iabce", "focal", "mask_loss_size"],
+    [
+        {},
+        {"class_loss": "focal"},
+        {"mask_loss_size": 56},
+        {"o2m_weight": 0.0},
+        {"o2m_matcher_on_aux": True, "o2m_topk": 6, "o2m_threshold": 0.1},
+    ],
+    ids=["iabce", "focal", "mask_loss_size", "no_o2m", "o2m_on_aux"],
 )
 def test_sam3_loss_equals_the_pair_by_pair_computation(loss):
     """Sam3Loss computes every (decoder layer, pair) at once; its terms equal those of the
@@ -448,6 +478,92 @@ def test_sam3_loss_equals_the_pair_by_pair_computation(loss):
     assert set(terms) - {"loss"} == set(want)
     for k, v in want.items():
         assert terms[k] == pytest.approx(v, rel=1e-5, abs=1e-7), k
+    if cfg["loss"]["o2m_weight"]:  # the one-to-many queries have matches to learn from
+        assert terms["bbox_o2m_aux"] > 0
+        if cfg["loss"]["o2m_matcher_on_aux"]:
+            assert terms["bbox_o2m"] > 0
+
+
+def test_sam3_o2m_queries_skip_self_attention():
+    """The one-to-many (DAC) outputs are the decoder's without self-attention: equal to the
+    o2o outputs of a copy whose self-attention output projections are zero; the o2o outputs
+    and the model are left as they were, and no gradient of the o2m pass reaches the
+    self-attention."""
+    import copy
+
+    from samgap_lib.training.sam3_task import sam3_outputs
+
+    _, model, _, _, inputs = _sam3_batch({"phrases_per_image": 3}, np.arange(2))
+    model.eval()
+    pixel, pair_image, tokens, pair_text, _ = inputs
+    out = sam3_outputs(model, pixel, pair_image, tokens, pair_text, masks=False, o2m=True)
+    plain = sam3_outputs(model, pixel, pair_image, tokens, pair_text, masks=False)
+    assert torch.equal(out["logits"], plain["logits"]) and "logits_o2m" not in plain
+    assert not torch.allclose(out["logits_o2m"], out["logits"])
+    cut = copy.deepcopy(model)
+    with torch.no_grad():
+        for layer in cut.detr_decoder.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.self_attn.o_proj.bias.zero_()
+    ref = sam3_outputs(cut, pixel, pair_image, tokens, pair_text, masks=False)
+    torch.testing.assert_close(out["logits_o2m"], ref["logits"])
+    torch.testing.assert_close(out["boxes_o2m"], ref["boxes"])
+    # gradients: the o2m scores alone reach the decoder's cross-attention, not its self-attention
+    out["logits_o2m"].sum().backward()
+    layer = model.detr_decoder.layers[-1]
+    assert layer.self_attn.q_proj.weight.grad is None
+    assert layer.vision_cross_attn.q_proj.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_one_to_many_matching_equals_sam3s(seed):
+    """`one_to_many_match_many` equals SAM3's BinaryOneToManyMatcher (sam3/train/matcher.py)
+    on random rows with 0-5 instances, in the released setting and with a loose threshold."""
+    from collections import Counter
+
+    from sam3.train.matcher import BinaryOneToManyMatcher
+
+    from samgap_lib.training.losses import one_to_many_match_many
+
+    g = torch.Generator().manual_seed(seed)
+    b, q = 5, 12
+    counts = [int(c) for c in torch.randint(0, 6, (b,), generator=g)]
+    counts[0] = max(counts[0], 1)
+
+    def xyxy(n):
+        xy = torch.rand(n, 2, generator=g) * 0.6
+        return torch.cat([xy, xy + 0.05 + torch.rand(n, 2, generator=g) * 0.3], 1)
+
+    def cxcywh(x):
+        return torch.cat([(x[..., :2] + x[..., 2:]) / 2, x[..., 2:] - x[..., :2]], -1)
+
+    logits = torch.randn(b, q, generator=g) * 2
+    gts = [xyxy(c) for c in counts]
+    # some queries near some instances, so matches clear the threshold
+    boxes = torch.stack([xyxy(q) for _ in range(b)])
+    for r, gt in enumerate(gts):
+        boxes[r, : len(gt)] = gt + 0.01 * torch.randn(gt.shape, generator=g)
+    gt_boxes = torch.cat(gts)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    spans = [(int(starts[r]), int(starts[r + 1])) for r in range(b)]
+    padded = torch.zeros(b, max(counts), 4)
+    for r, gt in enumerate(gts):
+        padded[r, : len(gt)] = cxcywh(gt)
+    for alpha, threshold, topk in [(0.3, 0.4, 4), (0.5, 0.05, 3)]:
+        ref = BinaryOneToManyMatcher(alpha=alpha, threshold=threshold, topk=topk)(
+            {"pred_logits": logits[..., None], "pred_boxes": cxcywh(boxes)},
+            {"num_boxes": torch.tensor(counts), "boxes_padded": padded},
+        )
+        want = {(int(r), int(i), int(t)) for r, i, t in zip(*ref, strict=True)}
+        ours = one_to_many_match_many(logits, boxes, gt_boxes, spans, alpha, threshold, topk)
+        got = {
+            (r, int(i), int(t) + spans[r][0])
+            for r, (qi, gi) in enumerate(ours)
+            for i, t in zip(qi, gi, strict=True)
+        }
+        assert got == want and want
+        if threshold < 0.1:  # loose: some instance takes several queries
+            assert max(Counter((r, t) for r, _, t in want).values()) >= 2
 
 
 def test_evaluate_start_measures_as_the_loop_validates(tmp_path, monkeypatch):

@@ -192,6 +192,15 @@ def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
         t = cfg["eval"]["nms_iou"]
         if t is not None and not 0 < t <= 1:
             raise ConfigError(f"{where}: eval.nms_iou must be in (0, 1] or null, got {t}.")
+        lc = cfg["loss"]
+        if lc["o2m_weight"] < 0:
+            raise ConfigError(
+                f"{where}: loss.o2m_weight must be >= 0 (0 = off), got {lc['o2m_weight']}."
+            )
+        if not 0 <= lc["o2m_alpha"] <= 1:
+            raise ConfigError(f"{where}: loss.o2m_alpha must be in [0, 1], got {lc['o2m_alpha']}.")
+        if lc["o2m_topk"] < 1:
+            raise ConfigError(f"{where}: loss.o2m_topk must be >= 1, got {lc['o2m_topk']}.")
     if len(cfg["optim"]["betas"]) != 2:
         raise ConfigError(
             f"{where}: optim.betas must hold two numbers, got {cfg['optim']['betas']}."

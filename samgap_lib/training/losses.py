@@ -9,7 +9,10 @@ SAM3 (DETR style): Hungarian matching of queries to ground-truth instances on a 
 class + L1 + GIoU (+ optional mask dice), then classification over every query (SAM3's
 IoU-aware BCE, ``sam3/train/loss/loss_fns.py`` ``IABCEMdetr``, or the sigmoid focal loss of
 DETR-family detectors), L1 and GIoU on matched boxes, BCE on the image-level presence logit,
-and, with segmentation on, focal + dice on the matched masks.
+and, with segmentation on, focal + dice on the matched masks. SAM3's decoder also trains a
+second copy of its queries that skips self-attention (DAC-DETR's one-to-many queries): they
+are matched by `one_to_many_match_many` (``BinaryOneToManyMatcher``), several queries per
+instance, and scored with the same terms.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ __all__ = [
     "hungarian_match_many",
     "box_iou_pairs",
     "iabce_loss",
+    "box_iou",
+    "one_to_many_match_many",
 ]
 
 
@@ -149,13 +154,22 @@ def box_area(boxes: torch.Tensor) -> torch.Tensor:
     )
 
 
-def generalized_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise GIoU of xyxy boxes ``(N, 4)`` x ``(M, 4)`` -> ``(N, M)``."""
-    area_a, area_b = box_area(a), box_area(b)
+def _inter_union(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     lt = torch.max(a[:, None, :2], b[None, :, :2])
     rb = torch.min(a[:, None, 2:], b[None, :, 2:])
     inter = (rb - lt).clamp(min=0).prod(-1)
-    union = area_a[:, None] + area_b[None] - inter
+    return inter, box_area(a)[:, None] + box_area(b)[None] - inter
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise IoU of xyxy boxes ``(N, 4)`` x ``(M, 4)`` -> ``(N, M)``."""
+    inter, union = _inter_union(a, b)
+    return inter / union.clamp(min=1e-7)
+
+
+def generalized_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise GIoU of xyxy boxes ``(N, 4)`` x ``(M, 4)`` -> ``(N, M)``."""
+    inter, union = _inter_union(a, b)
     iou = inter / union.clamp(min=1e-7)
     lt_c = torch.min(a[:, None, :2], b[None, :, :2])
     rb_c = torch.max(a[:, None, 2:], b[None, :, 2:])
@@ -322,6 +336,51 @@ def hungarian_match_many(
             continue
         qi, gi = linear_sum_assignment(c[r, :, s:e])
         out.append((torch.as_tensor(qi, dtype=torch.long), torch.as_tensor(gi, dtype=torch.long)))
+    return out
+
+
+@torch.no_grad()
+def one_to_many_match_many(
+    logits: torch.Tensor,
+    boxes: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    spans: Sequence[tuple[int, int]],
+    alpha: float = 0.3,
+    threshold: float = 0.4,
+    topk: int = 4,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One-to-many matching of SAM3's DAC queries (``sam3/train/matcher.py``
+    ``BinaryOneToManyMatcher``; released config: ``alpha`` 0.3, ``threshold`` 0.4, ``topk`` 4).
+
+    For row ``b`` and each instance ``g`` of its span ``spans[b] = (s, e)``, the score of query
+    ``q`` is ``alpha x sigmoid(logits[b, q]) + (1 - alpha) x IoU(boxes[b, q], gt_boxes[g])``;
+    ``q`` matches ``g`` when its score exceeds the ``1 - topk / Q`` quantile of that
+    instance's scores over the ``Q`` queries (about the ``topk`` best) and ``threshold``. A
+    query may match several instances, as in SAM3. ``topk >= Q`` keeps every query but the
+    lowest-scored one.
+
+    Returns
+    -------
+    list of (query_idx, gt_idx)
+        Per row, ordered by query then instance; ``gt_idx`` counts from the row's span start.
+    """
+    b, q = logits.shape
+    empty = torch.zeros(0, dtype=torch.long)
+    if gt_boxes.shape[0] == 0 or q == 0:
+        return [(empty, empty)] * b
+    prob = logits.float().sigmoid()
+    level = max(0.0, 1.0 - topk / q)
+    out = []
+    for r, (s, e) in enumerate(spans):
+        if e == s:
+            out.append((empty, empty))
+            continue
+        score = alpha * prob[r][:, None] + (1 - alpha) * box_iou(
+            boxes[r].float(), gt_boxes[s:e].float()
+        )
+        cut = torch.quantile(score, level, dim=0, keepdim=True)
+        qi, gi = torch.nonzero((score > cut) & (score > threshold), as_tuple=True)
+        out.append((qi.cpu(), gi.cpu()))
     return out
 
 

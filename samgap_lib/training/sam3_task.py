@@ -9,10 +9,15 @@ then: classification on every query (SAM3's IoU-aware BCE, or the sigmoid focal 
 ``loss.class_loss``), L1 + GIoU on matched boxes, BCE on the presence logit, optionally on
 every decoder layer (auxiliary), and with segmentation on, focal + dice on matched masks (at
 most ``max_matched_queries`` per pair, scored at the image's size or at ``mask_loss_size``).
+With ``loss.o2m_weight > 0`` SAM3's one-to-many (DAC) queries are trained too: the decoder's
+queries again without self-attention, matched several to an instance, scored with the same
+classification and box terms x ``o2m_weight`` (official 2).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +32,23 @@ from samgap_lib.prompts import boxes_from_masks
 from samgap_lib.prompts.concepts import ORCHARD_ALL
 
 from .data import Pool, normalise
-from .losses import detr_terms, dice_loss, hungarian_match_many, iabce_loss, sigmoid_focal_loss
+from .losses import (
+    detr_terms,
+    dice_loss,
+    hungarian_match_many,
+    iabce_loss,
+    one_to_many_match_many,
+    sigmoid_focal_loss,
+)
 
-__all__ = ["Pair", "Sam3Task", "concept_of", "evaluate_sam3", "sam3_outputs"]
+__all__ = [
+    "Pair",
+    "Sam3Task",
+    "concept_of",
+    "evaluate_sam3",
+    "sam3_outputs",
+    "without_self_attention",
+]
 
 _KNOWN = {c.text: c for c in ORCHARD_ALL}
 TEXT_MAX_LENGTH = 32
@@ -68,6 +87,7 @@ def sam3_outputs(
     pair_text: torch.Tensor,
     masks: bool = True,
     mask_pairs: torch.Tensor | None = None,
+    o2m: bool = False,
 ) -> dict:
     """Sam3Model's forward with every decoder layer's scores and boxes kept (for aux losses).
 
@@ -78,7 +98,11 @@ def sam3_outputs(
     of pairs) runs the mask decoder on those pairs only: row ``r`` of ``"masks"`` and
     ``"semantic"`` then belongs to pair ``mask_pairs[r]``. Its pixel decoder works per pair at
     the finest feature size and is most of a training step's cost; pairs without instances have
-    no mask to learn.
+    no mask to learn. ``o2m=True`` adds SAM3's one-to-many (DAC) queries as
+    ``"logits_o2m"`` and ``"boxes_o2m"``: the decoder run a second time with its
+    self-attention left out (`without_self_attention`), as SAM3's decoder treats the copy of its
+    queries it appends in training (``sam3/model/decoder.py``, ``dac=True``; the copy's
+    presence token is not used).
     """
     from transformers.models.sam3.modeling_sam3 import box_cxcywh_to_xyxy, inverse_sigmoid
 
@@ -101,20 +125,25 @@ def sam3_outputs(
         vision_pos_embeds=[coarse_pos],
         text_mask=text_mask,
     )
-    dec = model.detr_decoder(
-        vision_features=enc.last_hidden_state,
-        text_features=enc.text_features,
-        vision_pos_encoding=enc.pos_embeds_flattened,
-        text_mask=text_mask,
-        spatial_shapes=enc.spatial_shapes,
-    )
-    offsets = model.detr_decoder.box_head(dec.intermediate_hidden_states)
-    boxes = box_cxcywh_to_xyxy((inverse_sigmoid(dec.reference_boxes) + offsets).sigmoid())
-    logits = model.dot_product_scoring(
-        decoder_hidden_states=dec.intermediate_hidden_states,
-        text_features=enc.text_features,
-        text_mask=text_mask,
-    ).squeeze(-1)
+
+    def decode() -> tuple[Any, torch.Tensor, torch.Tensor]:
+        dec = model.detr_decoder(
+            vision_features=enc.last_hidden_state,
+            text_features=enc.text_features,
+            vision_pos_encoding=enc.pos_embeds_flattened,
+            text_mask=text_mask,
+            spatial_shapes=enc.spatial_shapes,
+        )
+        offsets = model.detr_decoder.box_head(dec.intermediate_hidden_states)
+        boxes = box_cxcywh_to_xyxy((inverse_sigmoid(dec.reference_boxes) + offsets).sigmoid())
+        logits = model.dot_product_scoring(
+            decoder_hidden_states=dec.intermediate_hidden_states,
+            text_features=enc.text_features,
+            text_mask=text_mask,
+        ).squeeze(-1)
+        return dec, logits, boxes
+
+    dec, logits, boxes = decode()
     out = {
         "logits": logits,  # (L, P, Q)
         "boxes": boxes,  # (L, P, Q, 4) normalised xyxy
@@ -122,6 +151,9 @@ def sam3_outputs(
         "masks": None,
         "semantic": None,
     }
+    if o2m:  # DAC: the queries again without self-attention, so several may take one instance
+        with without_self_attention(model.detr_decoder):
+            _, out["logits_o2m"], out["boxes_o2m"] = decode()
     if masks:
         sel = (lambda x: x) if mask_pairs is None else (lambda x: x.index_select(0, mask_pairs))
         images = sel(pair_image)
@@ -135,6 +167,23 @@ def sam3_outputs(
         out["masks"] = dm.pred_masks  # (P or len(mask_pairs), Q, h, w)
         out["semantic"] = dm.semantic_seg  # (P or len(mask_pairs), 1, h, w)
     return out
+
+
+@contextlib.contextmanager
+def without_self_attention(decoder: torch.nn.Module) -> Iterator[None]:
+    """Within the block, the self-attention of every layer of a transformers SAM3 DETR decoder
+    adds nothing (its output replaced by zeros: the layer keeps its residual and LayerNorm), as
+    for SAM3's DAC queries; no gradient reaches the self-attention from that pass."""
+
+    def zero(_module: Any, _inputs: Any, output: Any) -> Any:
+        return (torch.zeros_like(output[0]), *output[1:])
+
+    handles = [layer.self_attn.register_forward_hook(zero) for layer in decoder.layers]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 class Sam3Loss(torch.nn.Module):
@@ -165,6 +214,7 @@ class Sam3Loss(torch.nn.Module):
             mask_pairs=None
             if all_pairs
             else torch.tensor(mask_pairs, dtype=torch.long, device=pixel.device),
+            o2m=lc["o2m_weight"] > 0,
         )
         n_pairs, n_layers = len(gts), out["logits"].shape[0]
         layers = list(range(n_layers)) if lc["aux"] else [n_layers - 1]
@@ -185,11 +235,12 @@ class Sam3Loss(torch.nn.Module):
             "mask": lc["match_mask"],
         }
         mask_cost = seg and mw["mask"] and out["masks"] is not None
+        spans = [(starts[p], starts[p + 1]) for _ in layers for p in range(n_pairs)]
         matches = hungarian_match_many(
             logits,
             boxes,
             gt_boxes,
-            [(starts[p], starts[p + 1]) for _ in layers for p in range(n_pairs)],
+            spans,
             mw,
             out["masks"] if mask_cost else None,
             torch.cat([g["masks_small"] for g in gts]) if mask_cost else None,
@@ -197,10 +248,15 @@ class Sam3Loss(torch.nn.Module):
             alpha,
             gamma,
         )
-        m_row = torch.cat([torch.full((len(qi),), r) for r, (qi, _) in enumerate(matches)])
-        m_q = torch.cat([qi for qi, _ in matches])
-        m_g = torch.cat([gi + int(starts[r % n_pairs]) for r, (_, gi) in enumerate(matches)])
 
+        def flat(matches: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            """(row, query, instance) of every match; instances index ``gt_boxes``."""
+            row = torch.cat([torch.full((len(qi),), r) for r, (qi, _) in enumerate(matches)])
+            q = torch.cat([qi for qi, _ in matches])
+            g = torch.cat([gi + int(starts[r % n_pairs]) for r, (_, gi) in enumerate(matches)])
+            return row, q, g
+
+        m_row, m_q, m_g = flat(matches)
         sums: dict[str, torch.Tensor] = {}
 
         def add(name: str, values: torch.Tensor, rows: torch.Tensor) -> None:
@@ -215,18 +271,48 @@ class Sam3Loss(torch.nn.Module):
         has_gt = has_gt.repeat(len(layers))  # per row
         supervise = has_gt.clamp(min=float(bool(lc["class_on_negatives"])))
         iabce = lc["class_loss"] == "iabce"
-        terms = detr_terms(
-            logits, boxes, gt_boxes, m_row, m_q, m_g, alpha, gamma, with_class=not iabce
-        )
-        if iabce:  # SAM3's own: mean over queries, per pair
-            cls = iabce_loss(
-                logits, boxes, gt_boxes, m_q, m_g, lc["pos_weight"], alpha, gamma, query_row=m_row
+
+        def detection_terms(lg, bx, m_row, m_q, m_g, suffix: str = "") -> None:
+            """Classification, L1 and GIoU terms of scores ``lg`` and boxes ``bx``."""
+            terms = detr_terms(
+                lg, bx, gt_boxes, m_row, m_q, m_g, alpha, gamma, with_class=not iabce
             )
-            add("class", cls * supervise / n_pairs, row_ids)
-        else:
-            add("class", terms["class"] * supervise / n_gt, row_ids)
-        add("bbox", terms["bbox"] / n_gt, m_row)
-        add("giou", terms["giou"] / n_gt, m_row)
+            if iabce:  # SAM3's own: mean over queries, per pair
+                cls = iabce_loss(
+                    lg,
+                    bx,
+                    gt_boxes,
+                    m_q,
+                    m_g,
+                    lc["pos_weight"],
+                    alpha,
+                    gamma,
+                    query_row=m_row,
+                )
+                add("class" + suffix, cls * supervise / n_pairs, row_ids)
+            else:
+                add("class" + suffix, terms["class"] * supervise / n_gt, row_ids)
+            add("bbox" + suffix, terms["bbox"] / n_gt, m_row)
+            add("giou" + suffix, terms["giou"] / n_gt, m_row)
+
+        detection_terms(logits, boxes, m_row, m_q, m_g)
+        if lc["o2m_weight"] > 0:
+            # SAM3's one-to-many queries: the same terms, the last layer matched one-to-many,
+            # the others as loss.o2m_matcher_on_aux says (official: one-to-one); no presence
+            lo = out["logits_o2m"][layers].flatten(0, 1)
+            bo = out["boxes_o2m"][layers].flatten(0, 1)
+            o2m = [lc["o2m_alpha"], lc["o2m_threshold"], lc["o2m_topk"]]
+            if lc["o2m_matcher_on_aux"]:
+                m2 = one_to_many_match_many(lo, bo, gt_boxes, spans, *o2m)
+            else:
+                aux = slice(0, last_row0)
+                m2 = hungarian_match_many(
+                    lo[aux], bo[aux], gt_boxes, spans[aux], mw, alpha=alpha, gamma=gamma
+                )
+                m2 += one_to_many_match_many(
+                    lo[last_row0:], bo[last_row0:], gt_boxes, spans[last_row0:], *o2m
+                )
+            detection_terms(lo, bo, *flat(m2), suffix="_o2m")
         presence = out["presence"][layers].reshape(-1)
         pres_bce = F.binary_cross_entropy_with_logits(presence, has_gt, reduction="none")
         add("presence", pres_bce / n_pairs, row_ids)
@@ -258,6 +344,9 @@ class Sam3Loss(torch.nn.Module):
             "class": lc["class"],
             "bbox": lc["bbox"],
             "giou": lc["giou"],
+            "class_o2m": lc["o2m_weight"] * lc["class"],
+            "bbox_o2m": lc["o2m_weight"] * lc["bbox"],
+            "giou_o2m": lc["o2m_weight"] * lc["giou"],
             "presence": lc["presence"],
             "mask_focal": lc["mask_focal"] if seg else 0.0,
             "mask_dice": lc["mask_dice"] if seg else 0.0,

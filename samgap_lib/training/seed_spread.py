@@ -165,6 +165,7 @@ RESULTS: dict[str, Any] = {
                     "mask_loss_size": 112,
                     "aux": True,
                     "match_mask": 2.0,
+                    "o2m_weight": 0.0,
                 },
                 "optim": {
                     "lr": 0.001,

@@ -301,17 +301,18 @@ class Sam3Loss(torch.nn.Module):
             # the others as loss.o2m_matcher_on_aux says (official: one-to-one); no presence
             lo = out["logits_o2m"][layers].flatten(0, 1)
             bo = out["boxes_o2m"][layers].flatten(0, 1)
-            o2m = [lc["o2m_alpha"], lc["o2m_threshold"], lc["o2m_topk"]]
-            if lc["o2m_matcher_on_aux"]:
-                m2 = one_to_many_match_many(lo, bo, gt_boxes, spans, *o2m)
-            else:
-                aux = slice(0, last_row0)
-                m2 = hungarian_match_many(
-                    lo[aux], bo[aux], gt_boxes, spans[aux], mw, alpha=alpha, gamma=gamma
-                )
-                m2 += one_to_many_match_many(
-                    lo[last_row0:], bo[last_row0:], gt_boxes, spans[last_row0:], *o2m
-                )
+            cut = 0 if lc["o2m_matcher_on_aux"] else last_row0  # rows before it: one-to-one
+            m2 = hungarian_match_many(
+                lo[:cut], bo[:cut], gt_boxes, spans[:cut], mw, alpha=alpha, gamma=gamma
+            ) + one_to_many_match_many(
+                lo[cut:],
+                bo[cut:],
+                gt_boxes,
+                spans[cut:],
+                lc["o2m_alpha"],
+                lc["o2m_threshold"],
+                lc["o2m_topk"],
+            )
             detection_terms(lo, bo, *flat(m2), suffix="_o2m")
         presence = out["presence"][layers].reshape(-1)
         pres_bce = F.binary_cross_entropy_with_logits(presence, has_gt, reduction="none")

@@ -8,7 +8,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samgap_lib.models.hf_sam3 import clip_masks_to_boxes, mask_nms, select_instances
+from samgap_lib.models.hf_sam3 import (
+    clip_masks_to_boxes,
+    mask_nms,
+    postprocess_prediction,
+    select_instances,
+)
 from samgap_lib.prompts import boxes_from_masks
 
 
@@ -119,3 +124,33 @@ def test_mask_nms_keeps_the_higher_score_and_disjoint_masks():
         mask_nms(m, np.ones(3), 0.0)
     with pytest.raises(ValueError, match=r"scores \(N,\)"):
         mask_nms(m, np.ones(2), 0.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    q=st.integers(1, 8),
+    mask_in_box=st.booleans(),
+    nms_iou=st.sampled_from([None, 0.3, 0.5, 0.9]),
+)
+def test_post_processing_a_plain_prediction_equals_selecting_with_it(seed, q, mask_in_box, nms_iou):
+    """`postprocess_prediction` applied afterwards gives what `select_instances` gives with the
+    same post-processing on (so one model pass serves both, as the orchard-tiny card does)."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(q, generator=g) * 3
+    xy = torch.rand(q, 2, generator=g) * 0.6
+    boxes = torch.cat([xy, xy + 0.1 + torch.rand(q, 2, generator=g) * 0.3], 1)
+    base = torch.randn(2, 6, 6, generator=g)  # queries share a few masks: duplicates occur
+    mask_logits = base[torch.randint(2, (q,), generator=g)] + 0.3 * torch.randn(
+        q, 6, 6, generator=g
+    )
+    presence = torch.randn((), generator=g) + 2
+    args = ("apple", logits, presence, boxes, mask_logits, (30, 40), 0.3)
+    plain = select_instances(*args)
+    on = select_instances(*args, mask_in_box=mask_in_box, nms_iou=nms_iou)
+    after = postprocess_prediction(plain, mask_in_box, nms_iou)
+    for field in ("masks", "boxes", "scores"):
+        np.testing.assert_array_equal(getattr(after, field), getattr(on, field))
+    assert (after.phrase, after.presence) == (on.phrase, on.presence)
+    if not mask_in_box and nms_iou is None:
+        assert after is plain

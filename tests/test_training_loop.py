@@ -146,6 +146,30 @@ def test_ensure_orchard_tiny_trains_once_and_caches(tmp_path, monkeypatch):
     assert not leftovers  # the temporary training folders are gone
 
 
+def test_sam3_held_out_scores_both_post_processings_from_one_pass(tmp_path):
+    """The card's two SAM3 metric blocks come from one run of the model: each equals
+    `evaluate_sam3` of a segmenter loaded with that post-processing."""
+    from samgap_lib.training.recipes import SAM3_EVAL_PHRASES, sam3_held_out
+    from samgap_lib.training.sam3_task import evaluate_sam3
+
+    model, processor = build_model(load_config(tiny_config("sam3", tmp_path / "run")))
+    model.config.samgap_postprocess = {"mask_in_box": True, "nms_iou": 0.3}
+    with torch.no_grad():  # untrained queries score alike: make them score over 0.5
+        sc = model.dot_product_scoring
+        sc.query_proj.bias.fill_(1.0)
+        sc.text_proj.bias.fill_(1.0)
+        model.detr_decoder.presence_head.layer3.bias.fill_(6.0)
+    model.save_pretrained(tmp_path / "ckpt")
+    processor.save_pretrained(tmp_path / "ckpt")
+    samples = synthetic_orchard(3, seed=4, size=(112, 112))
+    post, raw = sam3_held_out(tmp_path / "ckpt", samples, (True, False))
+    seg = load_sam3(tmp_path / "ckpt", device="cpu")
+    np.testing.assert_equal(post, evaluate_sam3(seg, samples, SAM3_EVAL_PHRASES)["summary"])
+    seg.mask_in_box, seg.nms_iou = False, None
+    np.testing.assert_equal(raw, evaluate_sam3(seg, samples, SAM3_EVAL_PHRASES)["summary"])
+    assert raw["det_per_image[apple]"] > post["det_per_image[apple]"] > 0  # NMS dropped some
+
+
 @pytest.mark.parametrize(("mask_in_box", "nms_iou"), [(True, 0.5), (False, None)])
 def test_sam3_checkpoint_carries_its_postprocessing(tmp_path, mask_in_box, nms_iou):
     """eval.mask_in_box / eval.nms_iou are saved in the checkpoint's config and load_sam3
@@ -580,3 +604,13 @@ def test_evaluate_start_measures_as_the_loop_validates(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="no CUDA device"):
         evaluate_start(load_config(tiny_config("sam2", tmp_path / "y", train={"device": "cuda"})))
+
+
+def test_score_sam3_refuses_predictions_missing_a_phrase_or_an_image():
+    from samgap_lib.training.sam3_task import score_sam3
+
+    samples = synthetic_orchard(2, seed=1, size=(64, 64))
+    with pytest.raises(
+        ValueError, match=r"one prediction per sample \(2\).*\['pear'\].*predict_sam3"
+    ):
+        score_sam3({"apple": [None, None], "pear": [None]}, samples, ["apple", "pear"])

@@ -31,6 +31,7 @@ __all__ = [
     "clip_masks_to_boxes",
     "empty_prediction",
     "mask_nms",
+    "postprocess_prediction",
     "postprocess_spec",
     "select_instances",
 ]
@@ -154,15 +155,36 @@ def select_instances(
     boxes = boxes_xyxy_norm[keep].float() * scale
     cut = float(np.log(mask_threshold / (1.0 - mask_threshold)))  # sigmoid(x) > t <=> x > logit(t)
     masks = upsample_masks(mask_logits[keep], (h, w), cut)
-    boxes_np = boxes.cpu().numpy()
-    scores_np = scores[keep].cpu().numpy().astype(np.float32)
+    pred = ConceptPrediction(
+        phrase=phrase,
+        masks=masks,
+        boxes=boxes.cpu().numpy(),
+        scores=scores[keep].cpu().numpy().astype(np.float32),
+        presence=pres,
+    )
+    return postprocess_prediction(pred, mask_in_box, nms_iou)
+
+
+def postprocess_prediction(
+    pred: ConceptPrediction, mask_in_box: bool = False, nms_iou: float | None = None
+) -> ConceptPrediction:
+    """samgap's post-processing beyond SAM3's, on one prompt's thresholded instances.
+
+    ``mask_in_box`` cuts each mask to its own box (`clip_masks_to_boxes`); ``nms_iou`` then
+    drops duplicates by `mask_nms` at that mask IoU (None: keep all, as SAM3). With both off
+    ``pred`` comes back unchanged. `select_instances` ends with it, so a prediction made with
+    both off and post-processed here equals one made with them on.
+    """
+    if not mask_in_box and nms_iou is None:
+        return pred
+    masks, boxes, scores = pred.masks, pred.boxes, pred.scores
     if mask_in_box:
-        masks = clip_masks_to_boxes(masks, boxes_np)
+        masks = clip_masks_to_boxes(masks, boxes)
     if nms_iou is not None:
-        k = mask_nms(masks, scores_np, nms_iou)
-        masks, boxes_np, scores_np = masks[k], boxes_np[k], scores_np[k]
+        k = mask_nms(masks, scores, nms_iou)
+        masks, boxes, scores = masks[k], boxes[k], scores[k]
     return ConceptPrediction(
-        phrase=phrase, masks=masks, boxes=boxes_np, scores=scores_np, presence=pres
+        phrase=pred.phrase, masks=masks, boxes=boxes, scores=scores, presence=pred.presence
     )
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "ensure_orchard_tiny",
     "evaluate_checkpoint",
     "held_out_samples",
+    "sam3_held_out",
 ]
 
 # What the released training configs do (REFERENCE.md; sam2 training/ and sam3 README_TRAIN.md).
@@ -292,14 +293,34 @@ def evaluate_checkpoint(
 
         seg = load_sam2(folder, device="cpu")  # draws prompts into the mask input if trained so
         return evaluate_sam2(seg, samples, clicks=3)
-    from samgap_lib.models import load_sam3
+    return sam3_held_out(folder, samples, (postprocess,))[0]
 
-    from .sam3_task import evaluate_sam3
+
+def sam3_held_out(
+    folder: str | os.PathLike, samples: list[Any], postprocess: tuple[bool, ...] = (True, False)
+) -> list[dict[str, float]]:
+    """`evaluate_checkpoint`'s SAM3 metrics on ``samples``, one summary per entry of
+    ``postprocess``: with the post-processing the checkpoint asks for (True) or with SAM3's own
+    alone (False). The model runs once; the post-processing is applied to its predictions
+    (`samgap_lib.models.hf_sam3.postprocess_prediction`), as `load_sam3`'s segmenter would."""
+    from samgap_lib.models import load_sam3
+    from samgap_lib.models.hf_sam3 import postprocess_prediction
+
+    from .sam3_task import predict_sam3, score_sam3
 
     seg = load_sam3(folder, device="cpu")
-    if not postprocess:
-        seg.mask_in_box, seg.nms_iou = False, None
-    return evaluate_sam3(seg, samples, SAM3_EVAL_PHRASES)["summary"]
+    spec = (seg.mask_in_box, seg.nms_iou)
+    seg.mask_in_box, seg.nms_iou = False, None
+    raw = predict_sam3(seg, samples, SAM3_EVAL_PHRASES)
+    out = []
+    for on in postprocess:
+        preds = (
+            {p: [postprocess_prediction(x, *spec) for x in xs] for p, xs in raw.items()}
+            if on
+            else raw
+        )
+        out.append(score_sam3(preds, samples, SAM3_EVAL_PHRASES)["summary"])
+    return out
 
 
 def held_out_samples(model: str, n_images: int | None = None, seed: int = 0) -> list[Any]:
@@ -327,12 +348,12 @@ def _train_one(model: str, target: Path, log: Any) -> Path:
         res = train(cfg)
         wall = time.perf_counter() - t0
         final = res.final
-        metrics = evaluate_checkpoint(model, final)
         extra = {}
-        if model == "sam3":  # the same model with SAM3's own post-processing alone
-            extra["metrics_sam3_postprocessing"] = evaluate_checkpoint(
-                model, final, postprocess=False
-            )
+        if model == "sam3":  # and the same predictions with SAM3's own post-processing alone
+            both = sam3_held_out(final, held_out_samples(model))
+            metrics, extra["metrics_sam3_postprocessing"] = both
+        else:
+            metrics = evaluate_checkpoint(model, final)
         d = cfg["data"]
         card = {
             "name": f"orchard-tiny-{model}",

@@ -46,7 +46,9 @@ __all__ = [
     "Sam3Task",
     "concept_of",
     "evaluate_sam3",
+    "predict_sam3",
     "sam3_outputs",
+    "score_sam3",
     "without_self_attention",
 ]
 
@@ -471,6 +473,16 @@ class Sam3Task:
         return evaluate_sam3(seg, samples, list(e["phrases"]), e["threshold"])["summary"]
 
 
+def predict_sam3(segmenter: Any, samples: list[Sample], phrases: list[str]) -> dict[str, list[Any]]:
+    """``{phrase: [ConceptPrediction per sample]}``: every phrase on every sample's image."""
+    preds: dict[str, list[Any]] = {p: [] for p in phrases}
+    for s in samples:
+        out = segmenter.segment(s.image, phrases=phrases)
+        for p in phrases:
+            preds[p].append(out[p])
+    return preds
+
+
 def evaluate_sam3(
     segmenter: Any,
     samples: list[Sample],
@@ -478,7 +490,21 @@ def evaluate_sam3(
     threshold: float = 0.5,
     iou_threshold: float = 0.5,
 ) -> dict[str, Any]:
-    """Per-phrase recall / precision, attribute selectivity, negative detections, cgF1 and AP.
+    """Per-phrase recall / precision, attribute selectivity, negative detections, cgF1 and AP of
+    ``segmenter`` on ``samples``: `predict_sam3`, then `score_sam3` (see there)."""
+    preds = predict_sam3(segmenter, samples, phrases)
+    return score_sam3(preds, samples, phrases, threshold, iou_threshold)
+
+
+def score_sam3(
+    preds: dict[str, list[Any]],
+    samples: list[Sample],
+    phrases: list[str],
+    threshold: float = 0.5,
+    iou_threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Per-phrase recall / precision, attribute selectivity, negative detections, cgF1 and AP of
+    predictions ``{phrase: [ConceptPrediction per sample]}`` (`predict_sam3`).
 
     Detections with ``score > threshold`` are matched one-to-one (Hungarian on mask IoU,
     `samgap_lib.metrics.match_detections`) to the instances the phrase denotes; a match needs
@@ -490,14 +516,16 @@ def evaluate_sam3(
     -------
     dict
         ``summary`` (flat floats: ``recall[p]``, ``precision[p]``, ``det_per_image[p]``,
-        ``selectivity[p]``, ``cgF1``, ``pmF1``, ``IL_MCC``, ``AP``, ``AP50``) and ``per_phrase``.
+        ``selectivity[p]``, ``cgF1``, ``pmF1``, ``IL_MCC``, ``AP``, ``AP50``) and
+        ``predictions`` (``preds``).
     """
     concepts = [concept_of(p) for p in phrases]
-    preds: dict[str, list[Any]] = {p: [] for p in phrases}
-    for s in samples:
-        out = segmenter.segment(s.image, phrases=phrases)
-        for p in phrases:
-            preds[p].append(out[p])
+    missing = [p for p in phrases if len(preds.get(p, ())) != len(samples)]
+    if missing:
+        raise ValueError(
+            f"score_sam3: need one prediction per sample ({len(samples)}) for every phrase; "
+            f"{missing} have not. Make them with predict_sam3(segmenter, samples, phrases)."
+        )
     summary: dict[str, float] = {}
     results = []
     saco = to_saco(samples, concepts)

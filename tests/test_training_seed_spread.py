@@ -7,8 +7,18 @@ import math
 
 import pytest
 
+from samgap_lib.training.config import ConfigError, load_config, merge
 from samgap_lib.training.recipes import ORCHARD_TINY
-from samgap_lib.training.seed_spread import METRICS, RESULTS, main, merge_runs, spread_table
+from samgap_lib.training.seed_spread import (
+    METRICS,
+    RESULTS,
+    describe_change,
+    main,
+    merge_runs,
+    spread_table,
+    variant_config,
+    variants_table,
+)
 
 
 def _part(model: str, seeds: list[int], threads: int = 1, recipe=None) -> dict:
@@ -56,6 +66,59 @@ def test_spread_table_summarises_each_metric():
     assert (rows["box_mIoU"]["min"], rows["box_mIoU"]["max"]) == (0.0, 0.3)  # NaN left out
 
 
+def _variants(change: dict, seeds: list[int], value: float) -> dict:
+    runs = [
+        {
+            "change": change,
+            "seed": s,
+            "steps": 1,
+            "train_s": 1.0,
+            **dict.fromkeys(METRICS["sam3"], value + s),
+        }
+        for s in seeds
+    ]
+    return {"models": {"sam3": {"recipe": {"a": 1}, "torch_threads": 1, "variants": runs}}}
+
+
+def test_variants_are_compared_seed_by_seed_with_the_recipe():
+    lr, betas = {"optim": {"lr": 0.002}}, {"optim": {"betas": [0.9, 0.95]}}
+    res = merge_runs(
+        [_part("sam3", [0, 1, 2]), _variants(lr, [1, 0], 1.0), _variants(betas, [2], 0.0)]
+    )
+    assert [(r["change"], r["seed"]) for r in res["models"]["sam3"]["variants"]] == [
+        (betas, 2),
+        (lr, 0),
+        (lr, 1),
+    ]
+    rows = {r["change"]: r for r in variants_table(res, "sam3", ["cgF1"])}
+    assert set(rows) == {"optim.lr = 0.002", "optim.betas = [0.9, 0.95]"}
+    r = rows["optim.lr = 0.002"]  # seeds 0, 1: variant 1.0 and 2.0, recipe 0.0 and 0.1
+    assert (r["seeds"], r["steps"]) == ("0, 1", "1")
+    assert (r["cgF1"], r["cgF1 (recipe)"], r["cgF1 change"]) == (1.5, 0.05, 1.45)
+    assert rows["optim.betas = [0.9, 0.95]"]["cgF1 (recipe)"] == 0.2  # seed 2's recipe run
+    with pytest.raises(ValueError, match=r"seeds \[7\] have no recipe run"):
+        variants_table(merge_runs([_part("sam3", [0]), _variants(lr, [7], 0.0)]), "sam3")
+    with pytest.raises(ValueError, match="appears twice"):
+        merge_runs([_variants(lr, [0], 0.0), _variants(lr, [0], 1.0)])
+
+
+def test_describe_change_names_every_leaf():
+    assert describe_change({"optim": {"lr": 0.002}, "train": {"steps": 9, "batch_images": 2}}) == (
+        "optim.lr = 0.002, train.steps = 9, train.batch_images = 2"
+    )
+
+
+def test_variant_config_refuses_a_bad_change_before_training(tmp_path):
+    cfg = variant_config("sam3", 4, tmp_path, change={"optim": {"lr": 0.002}})
+    assert cfg["optim"]["lr"] == 0.002 and cfg["init"]["seed"] == cfg["train"]["seed"] == 4
+    with pytest.raises(ConfigError, match="unknown key 'optim.lrr'"):
+        variant_config("sam3", 0, tmp_path, change={"optim": {"lrr": 1}})
+    with pytest.raises(ConfigError, match=r"sets init.seed; pass seeds with --seeds"):
+        variant_config("sam3", 0, tmp_path, change={"init": {"seed": 3}})
+    with pytest.raises(SystemExit):  # argparse: not a JSON object
+        main(["--model", "sam3", "--seeds", "0", "--set", "[1]"])
+
+
 def test_recorded_results_match_the_current_recipes():
     """The recorded seed runs were measured on today's orchard-tiny recipes; after a recipe
     change, rerun ``python -m samgap_lib.training.seed_spread`` and record them again."""
@@ -66,6 +129,12 @@ def test_recorded_results_match_the_current_recipes():
         assert {r["steps"] for r in block["runs"]} == {ORCHARD_TINY[model]["train"]["steps"]}
         assert all(set(METRICS[model]) <= set(r) for r in block["runs"] + block["longer"])
         assert all(r["steps"] > ORCHARD_TINY[model]["train"]["steps"] for r in block["longer"])
+        for r in block.get("variants", []):  # valid changes today, paired with a recipe seed
+            cfg = load_config(merge(ORCHARD_TINY[model], r["change"]), model=model)
+            assert cfg != load_config(ORCHARD_TINY[model], model=model), r["change"]
+            assert r["seed"] in {x["seed"] for x in block["runs"]}
+            assert r["steps"] == cfg["train"]["steps"]
+    assert variants_table(RESULTS, "sam3")  # the study chapter 4 shows
 
 
 @pytest.mark.slow
@@ -80,3 +149,17 @@ def test_cli_trains_and_scores_a_short_schedule(tmp_path):
     assert all(math.isfinite(r[k]) for k in METRICS["sam2"])
     merged = merge_runs([json.loads(out.read_text())])
     assert merged["models"]["sam2"]["longer"] == [r]
+
+
+@pytest.mark.slow
+def test_cli_trains_a_recipe_change_as_a_variant(tmp_path):
+    out = tmp_path / "v.json"
+    change = '{"optim": {"lr": 0.001}}'
+    args = ["--model", "sam2", "--seeds", "3", "--steps", "2", "--images", "2", "--set", change]
+    assert main([*args, "--out", str(out)]) == 0
+    block = json.loads(out.read_text())["models"]["sam2"]
+    assert "runs" not in block and "longer" not in block
+    (r,) = block["variants"]
+    assert r["change"] == {"optim": {"lr": 0.001}, "train": {"steps": 2}}  # --steps joins it
+    assert r["seed"] == 3 and r["steps"] == 2
+    assert all(math.isfinite(r[k]) for k in METRICS["sam2"])

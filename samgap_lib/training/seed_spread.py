@@ -5,20 +5,26 @@ the same thread count. So the held-out numbers on the checkpoint's card are one 
 retrains the unchanged recipe with other initialisation and sampling seeds (``init.seed`` and
 ``train.seed``; the training images stay the same) and evaluates each run as the card does
 (`recipes.evaluate_checkpoint`). With ``--steps`` it trains longer instead, to show what more
-compute buys; those runs are kept apart as ``longer``. `RESULTS` holds the numbers of the last
-run, with the command that produced them; chapter 4 reads it and `spread_table` summarises it.
+compute buys; those runs are kept apart as ``longer``. With ``--set`` it trains the recipe with
+one change (a JSON object merged into the config) on the given seeds: a recipe change that was
+tried, kept apart as ``variants`` and compared seed by seed with the recipe (`variants_table`).
+`RESULTS` holds the numbers of the last run, with the command that produced them; chapter 4
+reads it, `spread_table` summarises the seeds and `variants_table` the changes.
 
 Run it (one process per model and seed; about 5 minutes per SAM2 seed and 10 per SAM3 seed on
 one thread)::
 
     OMP_NUM_THREADS=1 python -m samgap_lib.training.seed_spread --model sam3 --seeds 0 --out s0.json
     OMP_NUM_THREADS=1 python -m samgap_lib.training.seed_spread --model sam3 --seeds 0 --steps 4800 --out l.json
-    python -m samgap_lib.training.seed_spread --merge s0.json s1.json ... l.json --out all.json
+    OMP_NUM_THREADS=1 python -m samgap_lib.training.seed_spread --model sam3 --seeds 0 1 \
+        --set '{"optim": {"lr": 0.002}}' --out v.json
+    python -m samgap_lib.training.seed_spread --merge s0.json s1.json ... l.json v.json --out all.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -29,10 +35,20 @@ import numpy as np
 
 from samgap_lib.io import read_json, write_json
 
-from .config import merge
+from .config import ConfigError, load_config, merge
 from .recipes import ORCHARD_TINY, orchard_tiny_config
 
-__all__ = ["METRICS", "RESULTS", "run_seed", "merge_runs", "spread_table", "main"]
+__all__ = [
+    "METRICS",
+    "RESULTS",
+    "run_seed",
+    "variant_config",
+    "merge_runs",
+    "spread_table",
+    "variants_table",
+    "describe_change",
+    "main",
+]
 
 # The card metrics recorded per seed.
 METRICS: dict[str, list[str]] = {
@@ -56,7 +72,7 @@ METRICS: dict[str, list[str]] = {
 # them; the runs were made on the CPU in float32 ("auto" there), so their numbers stand.
 RESULTS: dict[str, Any] = {
     "command": "OMP_NUM_THREADS=1 python -m samgap_lib.training.seed_spread --model M --seeds S "
-    "[--steps N] (one process per model and seed), joined with --merge",
+    "[--steps N | --set CHANGE] (one process per model and seed), joined with --merge",
     "device": "CPU, 1 torch thread per run, two runs side by side on a shared 2-core machine",
     "n_held_out_images": 50,
     "models": {
@@ -256,9 +272,172 @@ RESULTS: dict[str, Any] = {
                     "cgF1": 0.3213,
                 }
             ],
+            # recipe changes tried (--set), each on seeds the recipe was run on
+            "variants": [
+                {
+                    "change": {"data": {"n_train": 4800}},
+                    "seed": 0,
+                    "steps": 2400,
+                    "train_s": 924.1,
+                    "recall[ripe apple]": 0.4758,
+                    "precision[ripe apple]": 0.6146,
+                    "recall[unripe apple]": 0.4457,
+                    "precision[unripe apple]": 0.5125,
+                    "recall[apple]": 0.4048,
+                    "precision[apple]": 0.5879,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.1722,
+                },
+                {
+                    "change": {"data": {"n_train": 4800}},
+                    "seed": 1,
+                    "steps": 2400,
+                    "train_s": 945.8,
+                    "recall[ripe apple]": 0.5242,
+                    "precision[ripe apple]": 0.6842,
+                    "recall[unripe apple]": 0.4565,
+                    "precision[unripe apple]": 0.6774,
+                    "recall[apple]": 0.4567,
+                    "precision[apple]": 0.6911,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.2138,
+                },
+                {
+                    "change": {"loss": {"o2m_weight": 2.0}},
+                    "seed": 0,
+                    "steps": 2400,
+                    "train_s": 1912.3,
+                    "recall[ripe apple]": 0.5161,
+                    "precision[ripe apple]": 0.6957,
+                    "recall[unripe apple]": 0.4022,
+                    "precision[unripe apple]": 0.4805,
+                    "recall[apple]": 0.4187,
+                    "precision[apple]": 0.5762,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.159,
+                },
+                {
+                    "change": {"loss": {"o2m_weight": 2.0}},
+                    "seed": 1,
+                    "steps": 2400,
+                    "train_s": 1929.6,
+                    "recall[ripe apple]": 0.5887,
+                    "precision[ripe apple]": 0.7087,
+                    "recall[unripe apple]": 0.4022,
+                    "precision[unripe apple]": 0.6727,
+                    "recall[apple]": 0.4464,
+                    "precision[apple]": 0.6515,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.2167,
+                },
+                {
+                    "change": {"optim": {"betas": [0.9, 0.95]}},
+                    "seed": 0,
+                    "steps": 2400,
+                    "train_s": 798.1,
+                    "recall[ripe apple]": 0.5484,
+                    "precision[ripe apple]": 0.7556,
+                    "recall[unripe apple]": 0.4674,
+                    "precision[unripe apple]": 0.589,
+                    "recall[apple]": 0.4394,
+                    "precision[apple]": 0.6828,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.179,
+                },
+                {
+                    "change": {"optim": {"lr": 0.002}},
+                    "seed": 0,
+                    "steps": 2400,
+                    "train_s": 830.8,
+                    "recall[ripe apple]": 0.5242,
+                    "precision[ripe apple]": 0.8333,
+                    "recall[unripe apple]": 0.3804,
+                    "precision[unripe apple]": 0.5932,
+                    "recall[apple]": 0.3875,
+                    "precision[apple]": 0.7273,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.1601,
+                },
+                {
+                    "change": {"train": {"batch_images": 2, "steps": 3600}},
+                    "seed": 0,
+                    "steps": 3600,
+                    "train_s": 737.3,
+                    "recall[ripe apple]": 0.5,
+                    "precision[ripe apple]": 0.6966,
+                    "recall[unripe apple]": 0.3261,
+                    "precision[unripe apple]": 0.4839,
+                    "recall[apple]": 0.3495,
+                    "precision[apple]": 0.558,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.1205,
+                },
+                {
+                    "change": {"train": {"batch_images": 2, "steps": 3600}},
+                    "seed": 1,
+                    "steps": 3600,
+                    "train_s": 738.1,
+                    "recall[ripe apple]": 0.5,
+                    "precision[ripe apple]": 0.5688,
+                    "recall[unripe apple]": 0.413,
+                    "precision[unripe apple]": 0.5672,
+                    "recall[apple]": 0.391,
+                    "precision[apple]": 0.5825,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.1799,
+                },
+            ],
         },
     },
 }
+
+
+def variant_config(
+    model: str,
+    seed: int,
+    out_dir: str | os.PathLike,
+    num_threads: int | None = None,
+    steps: int | None = None,
+    change: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The validated orchard-tiny ``model`` config with ``init.seed = train.seed = seed``,
+    ``train.steps = steps`` (when given) and then ``change`` merged in.
+
+    Raises
+    ------
+    ConfigError
+        ``change`` sets a seed (use ``seed``), or makes an invalid config (unknown key, wrong
+        type): before anything is trained.
+    """
+    cfg = orchard_tiny_config(model, out_dir, num_threads=num_threads)
+    over: dict[str, Any] = {"init": {"seed": seed}, "train": {"seed": seed}}
+    if steps is not None:
+        over["train"]["steps"] = steps
+    change = change or {}
+    if not isinstance(change, dict):
+        raise ConfigError(f"a recipe change must be a JSON object, got {change!r}.")
+    seeds = [f"{k}.seed" for k in ("init", "train") if "seed" in (change.get(k) or {})]
+    if seeds:
+        raise ConfigError(
+            f"the change sets {', '.join(seeds)}; pass seeds with --seeds, not in the change."
+        )
+    return load_config(merge(merge(cfg, over), change), model=model)
 
 
 def run_seed(
@@ -267,25 +446,24 @@ def run_seed(
     n_images: int | None = None,
     num_threads: int | None = None,
     steps: int | None = None,
+    change: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train the orchard-tiny ``model`` recipe with ``init.seed = train.seed = seed`` and
-    evaluate it on the held-out images; returns ``{"seed", "steps", "train_s", <METRICS>}``.
-    ``steps`` replaces the recipe's schedule (longer runs, short tests); leave it out to
-    measure the recipe itself."""
+    evaluate it on the held-out images; returns ``{"seed", "steps", "train_s", <METRICS>}``
+    (and ``"change"`` when one is given). ``steps`` replaces the recipe's schedule (longer
+    runs, short tests); ``change`` (a nested dict merged into the config, `variant_config`)
+    tries a recipe change; leave both out to measure the recipe itself."""
     from .recipes import evaluate_checkpoint
     from .trainer import train
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = orchard_tiny_config(model, Path(tmp) / "run", num_threads=num_threads)
-        over: dict[str, Any] = {"init": {"seed": seed}, "train": {"seed": seed}}
-        if steps is not None:
-            over["train"]["steps"] = steps
-        cfg = merge(cfg, over)
+        cfg = variant_config(model, seed, Path(tmp) / "run", num_threads, steps, change)
         t0 = time.perf_counter()
         res = train(cfg)
         wall = time.perf_counter() - t0
         m = evaluate_checkpoint(model, res.final, n_images)
     return {
+        **({"change": change} if change else {}),
         "seed": seed,
         "steps": cfg["train"]["steps"],
         "train_s": round(wall, 1),
@@ -293,9 +471,14 @@ def run_seed(
     }
 
 
+def _change_key(change: dict[str, Any]) -> str:
+    return json.dumps(change, sort_keys=True)
+
+
 def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Join the outputs of several ``--model/--seeds`` runs into one `RESULTS`-shaped dict:
-    per model the recipe's ``runs`` and the ``longer`` runs made with ``--steps``."""
+    per model the recipe's ``runs``, the ``longer`` runs made with ``--steps`` and the
+    ``variants`` made with ``--set``."""
     out: dict[str, Any] = {"models": {}}
     for p in parts:
         for model, block in p["models"].items():
@@ -306,6 +489,7 @@ def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
                     "torch_threads": block["torch_threads"],
                     "runs": [],
                     "longer": [],
+                    "variants": [],
                 },
             )
             if have["recipe"] != block["recipe"] or have["torch_threads"] != block["torch_threads"]:
@@ -313,12 +497,12 @@ def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
                     f"{model}: the runs to merge used different recipes or thread counts; "
                     "rerun them on one recipe with one OMP_NUM_THREADS."
                 )
-            have["runs"] += block.get("runs", [])
-            have["longer"] += block.get("longer", [])
+            for key in ("runs", "longer", "variants"):
+                have[key] += block.get(key, [])
     for block in out["models"].values():
-        for key in ("runs", "longer"):
-            block[key].sort(key=lambda r: (r["steps"], r["seed"]))
-            runs = [(r["steps"], r["seed"]) for r in block[key]]
+        for key in ("runs", "longer", "variants"):
+            block[key].sort(key=lambda r: (_change_key(r.get("change", {})), r["steps"], r["seed"]))
+            runs = [(_change_key(r.get("change", {})), r["steps"], r["seed"]) for r in block[key]]
             if len(set(runs)) != len(runs):
                 raise ValueError(f"a seed appears twice in the runs to merge: {runs}.")
     return out
@@ -339,6 +523,63 @@ def spread_table(results: dict[str, Any], model: str) -> list[dict[str, Any]]:
     return rows
 
 
+def describe_change(change: dict[str, Any], prefix: str = "") -> str:
+    """``{"optim": {"lr": 0.002}}`` -> ``"optim.lr = 0.002"`` (several keys joined by ``", "``)."""
+    parts = []
+    for k, v in change.items():
+        key = f"{prefix}{k}"
+        parts.append(describe_change(v, key + ".") if isinstance(v, dict) else f"{key} = {v}")
+    return ", ".join(parts)
+
+
+def variants_table(
+    results: dict[str, Any], model: str, metrics: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """One row per recipe change tried (``variants``), compared seed by seed with the recipe:
+    for each metric the change's mean over its seeds, the recipe's mean over the same seeds,
+    and the difference. Seeds the recipe was not run on cannot be compared and are refused."""
+    block = results["models"][model]
+    recipe = {r["seed"]: r for r in block["runs"]}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in block.get("variants", []):
+        groups.setdefault(_change_key(r["change"]), []).append(r)
+    rows = []
+    for runs in groups.values():
+        seeds = [r["seed"] for r in runs]
+        unpaired = [s for s in seeds if s not in recipe]
+        if unpaired:
+            raise ValueError(
+                f"{model} variant {describe_change(runs[0]['change'])}: seeds {unpaired} have no "
+                "recipe run to compare with; run the recipe on them too."
+            )
+        row: dict[str, Any] = {
+            "change": describe_change(runs[0]["change"]),
+            "seeds": ", ".join(map(str, seeds)),
+            "steps": ", ".join(sorted({str(r["steps"]) for r in runs})),
+        }
+        for k in metrics or METRICS[model]:
+            tried = float(np.mean([r[k] for r in runs]))
+            base = float(np.mean([recipe[s][k] for s in seeds]))
+            row[k] = round(tried, 3)
+            row[f"{k} (recipe)"] = round(base, 3)
+            row[f"{k} change"] = round(tried - base, 3)
+        rows.append(row)
+    return rows
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"--set takes a JSON object: {e}") from None
+    if not isinstance(value, dict) or not value:
+        raise argparse.ArgumentTypeError(
+            f'--set takes a non-empty JSON object such as \'{{"optim": {{"lr": 0.002}}}}\', '
+            f"got {text!r}"
+        )
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", choices=sorted(ORCHARD_TINY))
@@ -346,6 +587,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=None, help="held-out images (card default)")
     p.add_argument(
         "--steps", type=int, help="train this many steps instead (recorded as 'longer' runs)"
+    )
+    p.add_argument(
+        "--set",
+        type=_json_object,
+        metavar="JSON",
+        help="train the recipe with this change merged into its config (recorded as 'variants')",
     )
     p.add_argument("--merge", nargs="+", metavar="JSON", help="join earlier outputs instead")
     p.add_argument("--out", default="seed_spread.json")
@@ -358,16 +605,26 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         threads = int(os.environ.get("OMP_NUM_THREADS", "0")) or None
+        change = args.set
+        if change is not None and args.steps is not None:
+            change = merge(change, {"train": {"steps": args.steps}})
+        steps = None if change is not None else args.steps
+        with tempfile.TemporaryDirectory() as tmp:  # refuse a bad change before any training
+            try:
+                variant_config(args.model, args.seeds[0], Path(tmp), threads, steps, change)
+            except ConfigError as e:
+                p.error(str(e))
         runs = []
         for s in args.seeds:
-            runs.append(run_seed(args.model, s, args.images, threads, args.steps))
+            runs.append(run_seed(args.model, s, args.images, threads, steps, change))
             print(runs[-1], flush=True)
+        kind = "variants" if change is not None else "longer" if args.steps else "runs"
         res = {
             "models": {
                 args.model: {
                     "recipe": ORCHARD_TINY[args.model],
                     "torch_threads": threads or torch.get_num_threads(),
-                    ("longer" if args.steps else "runs"): runs,
+                    kind: runs,
                 }
             }
         }

@@ -499,10 +499,14 @@ def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
                 )
             for key in ("runs", "longer", "variants"):
                 have[key] += block.get(key, [])
+
+    def run_id(r: dict[str, Any]) -> tuple[str, int, int]:
+        return _change_key(r.get("change", {})), r["steps"], r["seed"]
+
     for block in out["models"].values():
         for key in ("runs", "longer", "variants"):
-            block[key].sort(key=lambda r: (_change_key(r.get("change", {})), r["steps"], r["seed"]))
-            runs = [(_change_key(r.get("change", {})), r["steps"], r["seed"]) for r in block[key]]
+            block[key].sort(key=run_id)
+            runs = [run_id(r) for r in block[key]]
             if len(set(runs)) != len(runs):
                 raise ValueError(f"a seed appears twice in the runs to merge: {runs}.")
     return out

@@ -33,7 +33,14 @@ from ..models.dense import CONFIG_KEY, DensePromptSegmenter, draw_dense_prompts
 from .data import Pool, normalise
 from .losses import sam2_mask_loss
 
-__all__ = ["ObjectPrompt", "Sam2Task", "sample_prompts", "evaluate_sam2"]
+__all__ = [
+    "ObjectPrompt",
+    "Sam2Task",
+    "sample_prompts",
+    "evaluate_sam2",
+    "box_prompt_ious",
+    "ious_by_box_fill",
+]
 
 PROMPT_KINDS = ("click", "point", "box")
 
@@ -304,18 +311,14 @@ def evaluate_sam2(segmenter: Any, samples: list[Sample], clicks: int = 3) -> dic
     ask for one mask with the previous logits as the mask prompt. ``box_ellipse_mIoU`` is the
     model-free baseline for the same boxes: the ellipse inscribed in each (`box_ellipse_masks`).
     """
-    box_ious: list[float] = []
-    ellipse_ious: list[float] = []
+    box_rows: list[dict[str, np.ndarray]] = []
     click_ious: list[np.ndarray] = []
     for s in samples:
         if not s.instances:
             continue
         gt = s.masks
         segmenter.set_image(s.image)
-        boxes = boxes_from_masks(gt)
-        r = segmenter.predict(boxes=boxes, multimask=False)
-        box_ious += list(np.atleast_1d(iou(r.masks, gt)))
-        ellipse_ious += list(np.atleast_1d(iou(box_ellipse_masks(boxes, gt.shape[1:]), gt)))
+        box_rows.append(_box_rows(segmenter, gt))
         clickers = [Clicker(m) for m in gt]
         pred = [None] * len(gt)
         logits = None
@@ -337,16 +340,76 @@ def evaluate_sam2(segmenter: Any, samples: list[Sample], clicks: int = 3) -> dic
             pred = list(masks)
             per[:, k] = np.atleast_1d(iou(masks, gt))
         click_ious.append(per)
-    if not box_ious:
+    if not box_rows:
         raise ValueError("evaluate_sam2: no instances in the evaluation images.")
+    box = {k: np.concatenate([r[k] for r in box_rows]) for k in box_rows[0]}
     allc = np.concatenate(click_ious)
     out = {
-        "box_mIoU": float(np.mean(box_ious)),
-        "box_ellipse_mIoU": float(np.mean(ellipse_ious)),
-        "n_instances": float(len(box_ious)),
+        "box_mIoU": float(np.mean(box["model"])),
+        "box_ellipse_mIoU": float(np.mean(box["ellipse"])),
+        "n_instances": float(len(box["model"])),
     }
     for k in range(clicks):
         out[f"click_mIoU@{k + 1}"] = float(allc[:, k].mean())
     stats = noc(allc, thresholds=(0.8, 0.85), max_clicks=clicks, miou_clicks=())
     out.update({k: float(v) for k, v in stats.items() if k.startswith("NoC")})
     return out
+
+
+def _box_rows(segmenter: Any, gt: np.ndarray) -> dict[str, np.ndarray]:
+    """`box_prompt_ious` of one image already set on ``segmenter``."""
+    boxes = boxes_from_masks(gt)
+    r = segmenter.predict(boxes=boxes, multimask=False)
+    area = gt.reshape(len(gt), -1).sum(1)
+    box_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return {
+        "model": np.atleast_1d(iou(r.masks, gt)).astype(float),
+        "ellipse": np.atleast_1d(iou(box_ellipse_masks(boxes, gt.shape[1:]), gt)).astype(float),
+        "area": area.astype(float),
+        "fill": area / np.maximum(box_area, 1),
+    }
+
+
+def box_prompt_ious(segmenter: Any, samples: list[Sample]) -> dict[str, np.ndarray]:
+    """Per instance, how a box prompt is answered: the arrays behind `evaluate_sam2`'s
+    ``box_mIoU`` and ``box_ellipse_mIoU``.
+
+    Each instance is prompted with its exact box (`boxes_from_masks`, pixel-edge xyxy), one
+    mask asked for. Returns ``(n,)`` arrays over the instances of all ``samples`` in order:
+    ``model`` (mask IoU of the segmenter's answer), ``ellipse`` (mask IoU of the ellipse
+    inscribed in the box, the model-free answer), ``area`` (visible pixels) and ``fill`` (the
+    share of its box the visible mask covers: near pi/4 = 0.785 for a whole round apple, lower
+    when leaves or apples in front hide part of it).
+    """
+    rows = []
+    for s in samples:
+        if s.instances:
+            segmenter.set_image(s.image)
+            rows.append(_box_rows(segmenter, s.masks))
+    if not rows:
+        raise ValueError("box_prompt_ious: no instances in the samples.")
+    return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+
+
+def ious_by_box_fill(
+    ious: dict[str, np.ndarray], edges: tuple[float, ...] = (0.0, 0.5, 0.65, 0.75, 1.0)
+) -> list[dict[str, float]]:
+    """`box_prompt_ious` grouped by how much of its box each instance fills.
+
+    One row per bin ``[edges[i], edges[i+1])`` (the last bin includes 1.0): ``fill from``,
+    ``fill to``, ``instances``, and the mean ``model`` and ``ellipse`` IoU of its instances
+    (NaN for an empty bin). Bins show where a model beats the round blob (occluded objects)
+    and where the blob is hard to beat (whole ones).
+    """
+    e = np.asarray(edges, float)
+    if e.ndim != 1 or len(e) < 2 or np.any(np.diff(e) <= 0):
+        raise ValueError(f"edges must be at least two increasing numbers, got {edges}.")
+    fill = np.asarray(ious["fill"], float)
+    rows = []
+    for i, (lo, hi) in enumerate(zip(e[:-1], e[1:], strict=True)):
+        sel = (fill >= lo) & ((fill <= hi) if i == len(e) - 2 else (fill < hi))
+        row = {"fill from": float(lo), "fill to": float(hi), "instances": int(sel.sum())}
+        for k in ("model", "ellipse"):
+            row[k] = float(np.mean(ious[k][sel])) if sel.any() else float("nan")
+        rows.append(row)
+    return rows

@@ -1,0 +1,107 @@
+"""The SAM2 held-out evaluation: per-instance box answers and their grouping by box fill."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from samgap_lib.data import synthetic_orchard
+from samgap_lib.metrics import iou
+from samgap_lib.models.base import PromptResult
+from samgap_lib.prompts import box_ellipse_masks, boxes_from_masks
+from samgap_lib.training.sam2_task import box_prompt_ious, evaluate_sam2, ious_by_box_fill
+
+
+class RectSegmenter:
+    """Answers a box with the filled box and clicks with discs round the positive ones."""
+
+    def __init__(self) -> None:
+        self.shape: tuple[int, int] = (0, 0)
+
+    def set_image(self, image):
+        self.shape = image.shape[:2]
+
+    def predict(self, points=None, point_labels=None, boxes=None, mask_input=None, multimask=True):
+        yy, xx = np.mgrid[: self.shape[0], : self.shape[1]]
+        masks = []
+        if boxes is not None:
+            for x0, y0, x1, y1 in np.asarray(boxes).astype(int):
+                m = np.zeros(self.shape, bool)
+                m[y0:y1, x0:x1] = True
+                masks.append(m)
+        else:
+            for pts, lab in zip(points, point_labels, strict=True):
+                m = np.zeros(self.shape, bool)
+                for (x, y), label in zip(pts, lab, strict=True):
+                    d = (xx + 0.5 - x) ** 2 + (yy + 0.5 - y) ** 2 <= 16
+                    m = m | d if label == 1 else m & ~d
+                masks.append(m)
+        masks = np.stack(masks)
+        n = len(masks)
+        logits = np.zeros((n, 8, 8), np.float32)
+        if multimask:
+            return PromptResult(
+                np.repeat(masks[:, None], 3, 1),
+                np.tile([0.1, 0.9, 0.2], (n, 1)),
+                np.repeat(logits[:, None], 3, 1),
+                np.zeros(n),
+            )
+        return PromptResult(masks, np.ones(n), logits, np.zeros(n))
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return synthetic_orchard(4, seed=3, size=(96, 96))
+
+
+def test_box_prompt_ious_per_instance(samples):
+    r = box_prompt_ious(RectSegmenter(), samples)
+    gt = np.concatenate([s.masks for s in samples if s.instances])
+    boxes = boxes_from_masks(gt)
+    assert all(len(v) == len(gt) for v in r.values())
+    np.testing.assert_array_equal(r["area"], gt.sum((1, 2)))
+    np.testing.assert_allclose(r["ellipse"], iou(box_ellipse_masks(boxes, gt.shape[1:]), gt))
+    # the filled box contains the mask, so its IoU is the share of the box the mask fills
+    np.testing.assert_allclose(r["model"], r["fill"])
+    assert ((r["fill"] > 0) & (r["fill"] <= 1)).all()
+    with pytest.raises(ValueError, match="no instances"):
+        box_prompt_ious(RectSegmenter(), [s for s in samples if not s.instances])
+
+
+def test_evaluate_sam2_box_scores_are_the_per_instance_means(samples):
+    r = box_prompt_ious(RectSegmenter(), samples)
+    m = evaluate_sam2(RectSegmenter(), samples, clicks=2)
+    assert m["n_instances"] == len(r["model"])
+    assert m["box_mIoU"] == pytest.approx(r["model"].mean())
+    assert m["box_ellipse_mIoU"] == pytest.approx(r["ellipse"].mean())
+
+
+def test_ious_by_box_fill_bins():
+    ious = {
+        "fill": np.array([0.2, 0.5, 0.6, 0.85, 1.0]),
+        "model": np.array([0.1, 0.2, 0.3, 0.4, 0.5]),
+        "ellipse": np.array([0.5, 0.4, 0.3, 0.2, 0.1]),
+    }
+    rows = ious_by_box_fill(ious, (0.0, 0.5, 0.7, 0.8, 1.0))
+    assert [r["instances"] for r in rows] == [1, 2, 0, 2]  # 0.5 opens its bin, 1.0 closes the last
+    assert rows[1]["model"] == pytest.approx(0.25) and rows[1]["ellipse"] == pytest.approx(0.35)
+    assert np.isnan(rows[2]["model"]) and np.isnan(rows[2]["ellipse"])
+    assert (rows[3]["fill from"], rows[3]["fill to"]) == (0.8, 1.0)
+    for bad in [(0.5,), (0.0, 0.5, 0.5), (1.0, 0.0)]:
+        with pytest.raises(ValueError, match="increasing"):
+            ious_by_box_fill(ious, bad)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.01, 1.0), st.floats(0, 1), st.floats(0, 1)), min_size=1))
+def test_ious_by_box_fill_counts_every_instance_once(data):
+    fill, model, ellipse = (np.array(c) for c in zip(*data, strict=True))
+    rows = ious_by_box_fill({"fill": fill, "model": model, "ellipse": ellipse})
+    n = np.array([r["instances"] for r in rows])
+    assert n.sum() == len(fill)
+    for k, v in (("model", model), ("ellipse", ellipse)):
+        means = np.array([r[k] for r in rows])
+        # the bins' means, weighted by their counts, give the overall mean
+        assert np.nansum(means * n) / n.sum() == pytest.approx(v.mean(), abs=1e-9)

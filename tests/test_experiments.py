@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _fake_segmenters import DiscSegmenter
 
 from samgap_lib.data import Instance, Sample
 from samgap_lib.experiments import (
@@ -20,7 +21,6 @@ from samgap_lib.experiments import (
 )
 from samgap_lib.experiments.clicking import click_all_instances
 from samgap_lib.metrics.panoptic import panoptic_quality
-from samgap_lib.models.base import PromptResult
 
 TINY = [
     "models.sam2.source=tiny-random",
@@ -81,41 +81,6 @@ def test_store_resumes_and_survives_a_torn_line(tmp_path):
 
 
 # --- clicking on a fake segmenter -------------------------------------------------------------
-
-
-class DiscSegmenter:
-    """Predicts a disc of radius r around each object's positive clicks (no model)."""
-
-    backend = "fake"
-
-    def __init__(self, shape, r=4):
-        self.shape, self.r = shape, r
-        self.calls = 0
-
-    def set_image(self, image):
-        pass
-
-    def predict(self, points=None, point_labels=None, boxes=None, mask_input=None, multimask=True):
-        self.calls += 1
-        yy, xx = np.mgrid[: self.shape[0], : self.shape[1]]
-        masks = []
-        for pts, lab in zip(points, point_labels, strict=True):
-            m = np.zeros(self.shape, bool)
-            for (x, y), label in zip(pts, lab, strict=True):
-                d = (xx + 0.5 - x) ** 2 + (yy + 0.5 - y) ** 2 <= self.r**2
-                m = m | d if label == 1 else m & ~d
-            masks.append(m)
-        masks = np.stack(masks)
-        n = len(masks)
-        logits = np.zeros((n, 8, 8), np.float32)
-        if multimask:
-            return PromptResult(
-                np.repeat(masks[:, None], 3, 1),
-                np.tile([0.1, 0.9, 0.2], (n, 1)),
-                np.repeat(logits[:, None], 3, 1),
-                np.zeros(n),
-            )
-        return PromptResult(masks, np.ones(n), logits, np.zeros(n))
 
 
 def test_click_all_instances_is_batched_and_improves():

@@ -4,51 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _fake_segmenters import RectSegmenter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from samgap_lib.data import synthetic_orchard
 from samgap_lib.metrics import iou
-from samgap_lib.models.base import PromptResult
 from samgap_lib.prompts import box_ellipse_masks, boxes_from_masks
 from samgap_lib.training.sam2_task import box_prompt_ious, evaluate_sam2, ious_by_box_fill
-
-
-class RectSegmenter:
-    """Answers a box with the filled box and clicks with discs round the positive ones."""
-
-    def __init__(self) -> None:
-        self.shape: tuple[int, int] = (0, 0)
-
-    def set_image(self, image):
-        self.shape = image.shape[:2]
-
-    def predict(self, points=None, point_labels=None, boxes=None, mask_input=None, multimask=True):
-        yy, xx = np.mgrid[: self.shape[0], : self.shape[1]]
-        masks = []
-        if boxes is not None:
-            for x0, y0, x1, y1 in np.asarray(boxes).astype(int):
-                m = np.zeros(self.shape, bool)
-                m[y0:y1, x0:x1] = True
-                masks.append(m)
-        else:
-            for pts, lab in zip(points, point_labels, strict=True):
-                m = np.zeros(self.shape, bool)
-                for (x, y), label in zip(pts, lab, strict=True):
-                    d = (xx + 0.5 - x) ** 2 + (yy + 0.5 - y) ** 2 <= 16
-                    m = m | d if label == 1 else m & ~d
-                masks.append(m)
-        masks = np.stack(masks)
-        n = len(masks)
-        logits = np.zeros((n, 8, 8), np.float32)
-        if multimask:
-            return PromptResult(
-                np.repeat(masks[:, None], 3, 1),
-                np.tile([0.1, 0.9, 0.2], (n, 1)),
-                np.repeat(logits[:, None], 3, 1),
-                np.zeros(n),
-            )
-        return PromptResult(masks, np.ones(n), logits, np.zeros(n))
 
 
 @pytest.fixture(scope="module")

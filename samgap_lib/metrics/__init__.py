@@ -1,14 +1,18 @@
 """Metrics: masks (IoU, Dice, boundary F), interactive (NoC/NoF, mIoU@k), temporal (J&F, decay,
-stability), concept (cgF1 family, recall, open-vocabulary F1, attributes, localization), panoptic quality and COCO
-AP through pycocotools. numpy in, floats out. `reference` holds slow reference implementations
-used only to check these."""
+stability), concept (cgF1 family, recall, open-vocabulary F1, attributes, localization, where the
+errors go), panoptic quality and COCO AP through pycocotools. numpy in, floats out. `reference`
+holds slow reference implementations used only to check these."""
 
 from .coco import COCO_STAT_NAMES, coco_ap
 from .concept import (
     CGF1_IOU_THRESHOLDS,
+    DETECTION_OUTCOMES,
+    INSTANCE_OUTCOMES,
     attribute_accuracy,
     cgf1,
+    concept_errors,
     concept_recall,
+    detection_error_labels,
     localization_error,
     mask_iou_matrix,
     match_detections,
@@ -29,16 +33,20 @@ from .temporal import (
 __all__ = [
     "CGF1_IOU_THRESHOLDS",
     "COCO_STAT_NAMES",
+    "DETECTION_OUTCOMES",
+    "INSTANCE_OUTCOMES",
     "MIOU_CLICKS",
     "attribute_accuracy",
     "boundary_f1",
     "boundary_tolerance",
     "cgf1",
     "coco_ap",
+    "concept_errors",
     "concept_recall",
     "consecutive_iou",
     "davis_statistics",
     "decay",
+    "detection_error_labels",
     "dice",
     "iou",
     "localization_error",

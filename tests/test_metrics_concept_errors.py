@@ -16,6 +16,7 @@ from samgap_lib.metrics import (
     detection_error_labels,
     mask_iou_matrix,
     open_vocab_f1,
+    pool_concept_errors,
 )
 
 H, W, R = 40, 84, 5
@@ -109,6 +110,9 @@ def test_concept_errors_counts_agree_with_recall_and_precision():
     rec = concept_recall([s], preds, [UNRIPE])["recall[unripe apple]"]
     assert u["instances"]["found"] / sum(u["instances"].values()) == rec
     assert "by_area" not in u
+    pooled = pool_concept_errors(out)  # summed over the two phrases
+    assert pooled["instances"] == u["instances"]  # "pear" names no apple
+    assert pooled["detections"]["background"] == 2 and pooled["detections"]["correct"] == 1
 
 
 def test_instances_by_visible_area():
@@ -210,10 +214,8 @@ def test_each_controlled_error_lands_in_its_own_column():
     base = ground_truth_predictions(samples, concepts, seed=0)
 
     def pooled(pred):
-        errs = concept_errors(samples, pred, concepts)
-        inst = {k: sum(e["instances"][k] for e in errs.values()) for k in INSTANCE_OUTCOMES}
-        det = {k: sum(e["detections"][k] for e in errs.values()) for k in DETECTION_OUTCOMES}
-        return inst, det
+        both = pool_concept_errors(concept_errors(samples, pred, concepts))
+        return both["instances"], both["detections"]
 
     def errors_in(counts, ok):
         return {k for k, v in counts.items() if v and k != ok}

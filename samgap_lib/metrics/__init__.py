@@ -17,6 +17,7 @@ from .concept import (
     mask_iou_matrix,
     match_detections,
     open_vocab_f1,
+    pool_concept_errors,
 )
 from .interactive import MIOU_CLICKS, noc, run_clicks
 from .masks import boundary_f1, boundary_tolerance, dice, iou, seg2bmap
@@ -56,6 +57,7 @@ __all__ = [
     "open_vocab_f1",
     "panoptic_quality",
     "per_frame_jf",
+    "pool_concept_errors",
     "run_clicks",
     "seg2bmap",
     "temporal_stability",

@@ -43,6 +43,7 @@ __all__ = [
     "mask_iou_matrix",
     "match_detections",
     "open_vocab_f1",
+    "pool_concept_errors",
 ]
 
 # pycocotools Params.setDetParams: 0.50:0.05:0.95 (the same floats, so ">=" ties agree)
@@ -459,7 +460,13 @@ def match_detections(
     keep = np.arange(len(p))
     if scores is not None:
         keep = np.flatnonzero(_check_scores(scores, len(p)) >= score_threshold)
-    ious = mask_iou_matrix(p[keep], gt_masks)
+    return _assign(mask_iou_matrix(p[keep], gt_masks), keep, iou_threshold)
+
+
+def _assign(
+    ious: np.ndarray, keep: np.ndarray, iou_threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`match_detections` on the ``(len(keep), N)`` IoU matrix of the kept detections."""
     empty = np.zeros(0, dtype=np.int64)
     if ious.size == 0:
         return empty, empty, np.zeros(0, dtype=np.float64)
@@ -763,9 +770,9 @@ def detection_error_labels(
         raise ValueError(
             f"denoted must be distinct indices into the {len(g)} ground-truth masks, got {den}."
         )
-    ious = mask_iou_matrix(p, g)  # (M, N)
+    ious = mask_iou_matrix(p, g)  # (M, N), computed once for the matching and the labels
     kept = sc >= score_threshold
-    pi, gi, _ = match_detections(p, g[den], sc, score_threshold, iou_threshold)
+    pi, gi, _ = _assign(ious[np.ix_(kept, den)], np.flatnonzero(kept), iou_threshold)
     found = np.zeros(den.size, dtype=bool)
     found[gi] = True
     tp = np.zeros(len(p), dtype=bool)
@@ -873,3 +880,16 @@ def concept_errors(
                 for lo, hi, cnt in zip(edges[:-1], edges[1:], binned, strict=True)
             ]
     return out
+
+
+def pool_concept_errors(errors: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """`concept_errors` summed over its phrases: ``{"instances": {outcome: count},
+    "detections": {outcome: count}}`` (every outcome, zeros included)."""
+    return {
+        "instances": {
+            k: sum(e["instances"][k] for e in errors.values()) for k in INSTANCE_OUTCOMES
+        },
+        "detections": {
+            k: sum(e["detections"][k] for e in errors.values()) for k in DETECTION_OUTCOMES
+        },
+    }

@@ -19,8 +19,10 @@ from samgap_lib.experiments import (
     run_experiment,
     sam2_quality_curves,
 )
-from samgap_lib.experiments.clicking import click_all_instances
+from samgap_lib.experiments.clicking import click_all_instances, first_click_candidates
+from samgap_lib.metrics import candidate_selection
 from samgap_lib.metrics.panoptic import panoptic_quality
+from samgap_lib.models.base import PromptResult
 
 TINY = [
     "models.sam2.source=tiny-random",
@@ -92,6 +94,60 @@ def test_click_all_instances_is_batched_and_improves():
     assert ious.shape == (2, 6) and masks.shape == (2, 40, 40)
     assert seg.calls == 6  # one call per round, all instances together
     assert (ious[:, -1] > ious[:, 0]).all()
+
+
+class RingSegmenter(DiscSegmenter):
+    """Answers one click with three discs (radius 2, 6 and 12 px) scored 0.2, 0.9, 0.5, and
+    asked for one mask, with the radius-6 disc."""
+
+    def predict(self, points=None, point_labels=None, boxes=None, mask_input=None, multimask=True):
+        self.calls += 1
+        yy, xx = np.mgrid[: self.shape[0], : self.shape[1]]
+        n = len(points)
+        discs = np.zeros((n, 3, *self.shape), bool)
+        for i, (x, y) in enumerate(points[:, 0]):
+            d2 = (xx - x) ** 2 + (yy - y) ** 2  # clicks are pixel indices
+            for k, r in enumerate((2, 6, 12)):
+                discs[i, k] = d2 <= r**2
+        logits = np.zeros((n, 3, 8, 8), np.float32)
+        if multimask:
+            return PromptResult(discs, np.tile([0.2, 0.9, 0.5], (n, 1)), logits, np.zeros(n))
+        return PromptResult(discs[:, 1], np.ones(n), logits[:, 1], np.zeros(n))
+
+
+def test_first_click_candidates_scores_every_candidate():
+    gt = np.zeros((2, 60, 60), bool)
+    yy, xx = np.mgrid[:60, :60]
+    gt[0] = (xx - 15) ** 2 + (yy - 15) ** 2 <= 36  # radius 6: candidate 2 fits it
+    gt[1] = (xx - 40) ** 2 + (yy - 40) ** 2 <= 144  # radius 12: candidate 3 fits it
+    seg = RingSegmenter((60, 60))
+    out = first_click_candidates(seg, gt)
+    assert out["ious"].shape == out["scores"].shape == (2, 3) and seg.calls == 2
+    np.testing.assert_allclose(out["ious"][0, 1], 1.0)
+    np.testing.assert_allclose(out["ious"][1, 2], 1.0)
+    np.testing.assert_allclose(out["single_ious"], out["ious"][:, 1])
+    assert out["ious"][0, 0] < 0.2 and out["ious"][1, 1] < 0.3
+    sel = candidate_selection(out["ious"], out["scores"])
+    assert sel["oracle_mIoU"] == pytest.approx(1.0)
+    assert sel["confident_mIoU"] == pytest.approx(np.mean(out["ious"][:, 1]))
+    np.testing.assert_allclose(sel["picked_share"], [0, 1, 0])
+    np.testing.assert_allclose(sel["best_share"], [0, 0.5, 0.5])
+    # the first click is click_all_instances' first click
+    ious, _ = click_all_instances(RingSegmenter((60, 60)), gt, max_clicks=1)
+    np.testing.assert_allclose(ious[:, 0], out["ious"][:, 1])
+
+    # a segmenter that answers with one mask whatever it is asked gives one candidate
+    class OneAnswer(DiscSegmenter):
+        def predict(
+            self, points=None, point_labels=None, boxes=None, mask_input=None, multimask=True
+        ):
+            return super().predict(points, point_labels, boxes, mask_input, multimask=False)
+
+    plain = first_click_candidates(OneAnswer((60, 60), r=6), gt)
+    assert plain["ious"].shape == plain["scores"].shape == (2, 1)
+    np.testing.assert_allclose(plain["ious"][:, 0], plain["single_ious"])
+    # no instance: empty arrays
+    assert first_click_candidates(seg, gt[:0])["ious"].shape == (0, 1)
 
 
 def test_panoptic_quality_cases():

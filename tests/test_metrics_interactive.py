@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samgap_lib.metrics import noc, run_clicks
+from samgap_lib.metrics import candidate_selection, noc, run_clicks
 from samgap_lib.metrics.reference import ritm_compute_noc_metric, ritm_evaluate_sample
 
 
@@ -148,3 +148,63 @@ def test_noc_properties(rows, t):
     assert 1 <= lo <= 20 and lo <= hi  # a stricter target never needs fewer clicks
     ref, over = ritm_compute_noc_metric([np.array(x) for x in rows], [t], 20)
     assert lo == pytest.approx(ref[0]) and r[f"NoF@{t:g}"] == over[0]
+
+
+def test_candidate_selection_by_hand():
+    ious = [[0.2, 0.9, 0.5], [0.8, 0.1, 0.3], [0.6, 0.6, 0.0]]
+    scores = [[0.9, 0.8, 0.1], [0.7, 0.2, 0.9], [0.1, 0.5, 0.5]]  # row 3: a tie, first kept
+    r = candidate_selection(ious, scores)
+    assert r["confident_mIoU"] == pytest.approx((0.2 + 0.3 + 0.6) / 3)
+    assert r["oracle_mIoU"] == pytest.approx((0.9 + 0.8 + 0.6) / 3)
+    assert r["selection_loss"] == pytest.approx((0.7 + 0.5 + 0.0) / 3)
+    np.testing.assert_allclose(r["candidate_mIoU"], [1.6 / 3, 1.6 / 3, 0.8 / 3])
+    np.testing.assert_allclose(r["picked_share"], [1 / 3, 1 / 3, 1 / 3])
+    np.testing.assert_allclose(r["best_share"], [2 / 3, 1 / 3, 0])  # row 3: IoU tie, first
+    assert r["score_mae"] == pytest.approx(np.abs(np.subtract(scores, ious)).mean())
+    assert r["n_instances"] == 3
+    one = candidate_selection([[0.4], [0.6]], [[0.0], [1.0]])  # one candidate: no choice
+    assert one["confident_mIoU"] == one["oracle_mIoU"] == pytest.approx(0.5)
+    assert one["selection_loss"] == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 4), st.integers(0, 2**32 - 1))
+def test_candidate_selection_properties(n, c, seed):
+    rng = np.random.default_rng(seed)
+    ious = rng.random((n, c)).round(2)  # rounding makes ties
+    scores = rng.random((n, c)).round(1)
+    r = candidate_selection(ious, scores)
+    # the loop a reader would write, per prompt
+    kept = [row[int(np.argmax(s))] for row, s in zip(ious, scores, strict=True)]
+    assert r["confident_mIoU"] == pytest.approx(np.mean(kept))
+    assert r["oracle_mIoU"] == pytest.approx(np.mean([max(row) for row in ious]))
+    assert r["selection_loss"] >= 0
+    assert r["oracle_mIoU"] >= r["candidate_mIoU"].max() - 1e-12
+    assert r["picked_share"].sum() == pytest.approx(1) and r["best_share"].sum() == pytest.approx(1)
+    # scores that are the IoUs choose as the oracle does
+    exact = candidate_selection(ious, ious)
+    assert exact["selection_loss"] == pytest.approx(0) and exact["score_mae"] == 0
+    # the order of the candidates does not matter, as long as scores move with them
+    perm = rng.permutation(c)
+    moved = candidate_selection(ious[:, perm], scores[:, perm])
+    assert moved["oracle_mIoU"] == pytest.approx(r["oracle_mIoU"])
+    np.testing.assert_allclose(moved["candidate_mIoU"], r["candidate_mIoU"][perm])
+    top2 = np.sort(scores, 1)[:, -2:]
+    if c == 1 or (top2[:, 1] > top2[:, 0]).all():  # without tied top scores, the same choice
+        assert moved["confident_mIoU"] == pytest.approx(r["confident_mIoU"])
+
+
+@pytest.mark.parametrize(
+    ("ious", "scores", "match"),
+    [
+        ([0.5, 0.6], [0.5, 0.6], r"\(N, C\)"),
+        (np.zeros((0, 3)), np.zeros((0, 3)), r"\(N, C\)"),
+        ([[0.5, 0.6]], [[0.5]], "same shape"),
+        ([[1.5, 0.6]], [[0.5, 0.5]], r"\[0, 1\]"),
+        ([[np.nan, 0.6]], [[0.5, 0.5]], "NaN"),
+        ([[0.5, 0.6]], [[np.nan, 0.5]], "NaN"),
+    ],
+)
+def test_candidate_selection_refuses(ious, scores, match):
+    with pytest.raises(ValueError, match=match):
+        candidate_selection(ious, scores)

@@ -172,3 +172,13 @@ def test_orchard_tiny_trains_on_the_cpu_in_float32_on_a_gpu_machine(tmp_path, mo
         t = orchard_tiny_config(model, tmp_path / model)["train"]
         dev = trainer._device(t["device"], 0)
         assert dev.type == "cpu" and trainer._amp(t["precision"], dev) is None
+
+
+def test_wrong_sam2_all_candidates_refused():
+    with pytest.raises(
+        ConfigError, match=r"loss.all_candidates must be >= 0 \(0 = off\), got -0.5"
+    ):
+        load_config({"model": "sam2", "loss": {"all_candidates": -0.5}})
+    with pytest.raises(ConfigError, match=r"'loss.all_candidates' must be number"):
+        load_config({"model": "sam2", "loss": {"all_candidates": "all"}})
+    assert load_config({"model": "sam2"})["loss"]["all_candidates"] == 0.0

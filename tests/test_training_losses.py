@@ -64,6 +64,34 @@ def test_sam2_loss_best_of_k_and_iou_target():
     assert float(single["dice"]) > 0.4  # object 0's only candidate is the bad one
 
 
+def test_best_of_k_leaves_other_candidates_without_gradient_unless_all_candidates():
+    g = torch.Generator().manual_seed(0)
+    t = (torch.rand(4, 8, 8, generator=g) > 0.6).float()
+    logits = torch.randn(4, 3, 8, 8, generator=g)
+    logits[:, 1] = torch.where(t > 0, 4.0, -4.0)  # candidate 2 is every object's best
+    iou_pred = torch.full((4, 3), 0.5)
+
+    def mask_grads(weights):
+        x = logits.clone().requires_grad_(True)
+        out = sam2_mask_loss(x, iou_pred, t, weights)
+        (out["loss"] - weights["iou"] * out["iou"]).backward()  # the mask terms alone
+        return x.grad.flatten(2).abs().sum(-1), out
+
+    best_only, out = mask_grads(W)
+    assert (best_only[:, [0, 2]] == 0).all() and (best_only[:, 1] > 0).all()
+    assert "all_candidates" not in out
+    every, out = mask_grads({**W, "all_candidates": 0.2})
+    assert (every > 0).all()
+    manual = (
+        20 * sigmoid_focal_loss(logits, t[:, None].expand_as(logits), 0.25, 2.0).mean((2, 3))
+        + dice_loss(logits, t[:, None].expand_as(logits))
+    ).mean()
+    torch.testing.assert_close(out["all_candidates"], manual)
+    torch.testing.assert_close(
+        out["loss"], sam2_mask_loss(logits, iou_pred, t, W)["loss"] + 0.2 * manual
+    )
+
+
 def test_hungarian_recovers_permutation_and_zero_loss():
     gt = torch.tensor([[0.1, 0.1, 0.3, 0.3], [0.5, 0.5, 0.9, 0.8], [0.6, 0.1, 0.8, 0.3]])
     perm = torch.tensor([2, 0, 1])

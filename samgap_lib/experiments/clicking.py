@@ -15,7 +15,7 @@ import numpy as np
 from ..metrics import iou
 from ..prompts.clicker import Clicker
 
-__all__ = ["click_all_instances", "prompt_boxes", "segment_both"]
+__all__ = ["click_all_instances", "first_click_candidates", "prompt_boxes", "segment_both"]
 
 
 def _best(result) -> tuple[np.ndarray, np.ndarray]:
@@ -74,6 +74,43 @@ def click_all_instances(
         ious[:, k] = iou(masks, gt)
         preds = list(masks)
     return ious, masks
+
+
+def first_click_candidates(segmenter, gt_masks: np.ndarray) -> dict[str, np.ndarray]:
+    """Every candidate's answer to the first RITM click of each instance.
+
+    The first click of `click_all_instances` (each instance's most interior point), decoded
+    twice from the image already set on ``segmenter``: once asking for candidates
+    (``multimask=True``, SAM's protocol for one click) and once for a single mask.
+    `samgap_lib.metrics.candidate_selection` turns the first two arrays into the confident and
+    oracle mIoU.
+
+    Returns
+    -------
+    dict
+        ``ious`` ``(N, C)`` and ``scores`` ``(N, C)``: each candidate's IoU with its instance and
+        its predicted IoU (``C = 1`` for a segmenter that answers with one mask);
+        ``single_ious`` ``(N,)``: the IoU of the single-mask answer.
+    """
+    gt = np.asarray(gt_masks, dtype=bool)
+    if len(gt) == 0:
+        return {"ious": np.zeros((0, 1)), "scores": np.zeros((0, 1)), "single_ious": np.zeros(0)}
+    clickers = [Clicker(m) for m in gt]
+    for c in clickers:
+        c.next_click(None)
+    pts = np.stack([c.points_and_labels()[0] for c in clickers]).astype(np.float32)
+    lab = np.stack([c.points_and_labels()[1] for c in clickers])
+    res = segmenter.predict(points=pts, point_labels=lab, multimask=True)
+    masks = res.masks if res.masks.ndim == 4 else res.masks[:, None]
+    scores = np.asarray(res.scores, dtype=np.float64).reshape(len(gt), masks.shape[1])
+    ious = np.stack([np.atleast_1d(iou(masks[:, k], gt)) for k in range(masks.shape[1])], 1)
+    single = segmenter.predict(points=pts, point_labels=lab, multimask=False)
+    single_masks, _ = _best(single)
+    return {
+        "ious": ious.astype(np.float64),
+        "scores": scores,
+        "single_ious": np.atleast_1d(iou(single_masks, gt)).astype(np.float64),
+    }
 
 
 def prompt_boxes(

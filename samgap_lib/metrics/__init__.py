@@ -19,7 +19,7 @@ from .concept import (
     open_vocab_f1,
     pool_concept_errors,
 )
-from .interactive import MIOU_CLICKS, noc, run_clicks
+from .interactive import MIOU_CLICKS, candidate_selection, noc, run_clicks
 from .masks import boundary_f1, boundary_tolerance, dice, iou, seg2bmap
 from .panoptic import panoptic_quality
 from .temporal import (
@@ -40,6 +40,7 @@ __all__ = [
     "attribute_accuracy",
     "boundary_f1",
     "boundary_tolerance",
+    "candidate_selection",
     "cgf1",
     "coco_ap",
     "concept_errors",

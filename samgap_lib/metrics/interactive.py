@@ -15,7 +15,7 @@ import numpy as np
 from samgap_lib.data.types import check_mask
 from samgap_lib.prompts.clicker import Click, Clicker
 
-__all__ = ["MIOU_CLICKS", "noc", "run_clicks"]
+__all__ = ["MIOU_CLICKS", "candidate_selection", "noc", "run_clicks"]
 
 MIOU_CLICKS = (1, 2, 3, 5, 10, 20)
 
@@ -98,6 +98,77 @@ def noc(
         if k <= max_clicks:
             out[f"mIoU@{k}"] = float(arr[:, min(k, k_max) - 1].mean())
     return out
+
+
+def candidate_selection(
+    ious: np.ndarray | Sequence[Sequence[float]],
+    scores: np.ndarray | Sequence[Sequence[float]],
+) -> dict[str, Any]:
+    """How well a model's own scores choose among its candidate masks for one prompt.
+
+    SAM answers an ambiguous prompt (one click) with ``C`` candidate masks and a predicted IoU
+    for each. Its protocol keeps the candidate with the highest predicted IoU ("most
+    confident"); the SAM paper also reports the *oracle*, the candidate closest to the ground
+    truth (Kirillov et al. 2023, Fig. 9). The gap between the two is what the IoU head's choice
+    costs; the per-candidate numbers show whether every candidate was trained.
+
+    Parameters
+    ----------
+    ious
+        ``(N, C)``: IoU of each of the ``C`` candidates of ``N`` prompts with their ground truth,
+        in [0, 1].
+    scores
+        ``(N, C)``: the model's score (predicted IoU) of each candidate. The first of tied
+        maxima is the one kept, as ``numpy.argmax`` (and SAM's ``argmax``) keeps it.
+
+    Returns
+    -------
+    dict
+        ``confident_mIoU`` (mean IoU of the highest-scoring candidate), ``oracle_mIoU`` (mean of
+        each prompt's best IoU), ``selection_loss`` (their difference, >= 0),
+        ``candidate_mIoU`` ``(C,)`` (mean IoU of candidate ``c`` alone), ``picked_share``
+        ``(C,)`` (how often the scores keep candidate ``c``), ``best_share`` ``(C,)`` (how
+        often ``c`` is the oracle's; first of tied IoUs), ``score_mae`` (mean absolute gap
+        between the scores and the IoUs, over all candidates) and ``n_instances``.
+
+    Raises
+    ------
+    ValueError
+        Shapes that differ or are not ``(N, C)`` with ``N, C >= 1``; IoUs outside [0, 1];
+        NaN anywhere.
+    """
+    iou_arr = np.asarray(ious, dtype=np.float64)
+    score_arr = np.asarray(scores, dtype=np.float64)
+    if iou_arr.ndim != 2 or iou_arr.shape[0] < 1 or iou_arr.shape[1] < 1:
+        raise ValueError(
+            f"candidate_selection: ious must be (N, C) with N, C >= 1, got shape {iou_arr.shape}; "
+            "for one candidate per prompt pass ious[:, None]."
+        )
+    if score_arr.shape != iou_arr.shape:
+        raise ValueError(
+            f"candidate_selection: scores {score_arr.shape} and ious {iou_arr.shape} must have "
+            "the same shape (one score per candidate)."
+        )
+    if np.isnan(iou_arr).any() or np.isnan(score_arr).any():
+        raise ValueError("candidate_selection: NaN in ious or scores.")
+    if (iou_arr < 0).any() or (iou_arr > 1).any():
+        raise ValueError("candidate_selection: IoUs must be in [0, 1].")
+    n, c = iou_arr.shape
+    rows = np.arange(n)
+    picked = score_arr.argmax(axis=1)
+    best = iou_arr.argmax(axis=1)
+    confident = iou_arr[rows, picked].mean()
+    oracle = iou_arr.max(axis=1).mean()
+    return {
+        "confident_mIoU": float(confident),
+        "oracle_mIoU": float(oracle),
+        "selection_loss": float(oracle - confident),
+        "candidate_mIoU": iou_arr.mean(axis=0),
+        "picked_share": np.bincount(picked, minlength=c) / n,
+        "best_share": np.bincount(best, minlength=c) / n,
+        "score_mae": float(np.abs(score_arr - iou_arr).mean()),
+        "n_instances": n,
+    }
 
 
 def _binary_prediction(mask: Any, shape: tuple[int, int], pred_thr: float | None) -> np.ndarray:

@@ -185,6 +185,9 @@ def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
         r = cfg["prompts"]["dense_first_radius"]
         if r is not None and r <= 0:
             raise ConfigError(f"{where}: prompts.dense_first_radius must be > 0 or null, got {r}.")
+        a = cfg["loss"]["all_candidates"]
+        if a < 0:
+            raise ConfigError(f"{where}: loss.all_candidates must be >= 0 (0 = off), got {a}.")
     m = cfg["loss"]["mask_loss_size"]
     if m is not None and m <= 0:
         raise ConfigError(f"{where}: loss.mask_loss_size must be > 0 or null, got {m}.")

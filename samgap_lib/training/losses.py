@@ -103,14 +103,17 @@ def sam2_mask_loss(
     targets
         ``(N, H, W)`` float ground truth in [0, 1]: 0/1, or area-averaged to a smaller size.
     weights
-        ``focal``, ``dice``, ``iou`` and optional ``bce`` weights.
+        ``focal``, ``dice``, ``iou`` and optional ``bce`` and ``all_candidates`` weights.
 
     Returns
     -------
     dict
         ``loss`` (weighted total, mean over objects) and the unweighted terms ``focal``,
         ``dice``, ``iou``, ``bce``. With ``C > 1`` the mask terms come from the candidate with
-        the lowest weighted mask loss (the official best-of-k), the IoU term from all.
+        the lowest weighted mask loss (the official best-of-k), the IoU term from all. A nonzero
+        ``all_candidates`` weight adds that weight times the weighted mask loss averaged over
+        every candidate (term ``all_candidates``; not in the official loss): best-of-k alone
+        gives a candidate that is never the best no mask gradient at all.
     """
     n, c = logits.shape[:2]
     t = targets[:, None].expand_as(logits).to(logits.dtype)
@@ -141,6 +144,10 @@ def sam2_mask_loss(
     )
     if w_bce:
         terms["loss"] = terms["loss"] + w_bce * terms["bce"]
+    w_all = float(weights.get("all_candidates", 0.0))
+    if w_all and c > 1:  # every candidate's mask loss, so none is left untrained
+        terms["all_candidates"] = combo.mean()
+        terms["loss"] = terms["loss"] + w_all * terms["all_candidates"]
     return terms
 
 

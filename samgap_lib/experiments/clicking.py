@@ -27,6 +27,14 @@ def _best(result) -> tuple[np.ndarray, np.ndarray]:
     return result.masks[rows, idx], result.low_res_logits[rows, idx][:, None]
 
 
+def _stack_clicks(clickers: list[Clicker]) -> tuple[np.ndarray, np.ndarray]:
+    """The clicks so far of every instance as one batch: points ``(N, K, 2)`` float32 xy and
+    labels ``(N, K)``."""
+    pts = np.stack([c.points_and_labels()[0] for c in clickers]).astype(np.float32)
+    lab = np.stack([c.points_and_labels()[1] for c in clickers])
+    return pts, lab
+
+
 def click_all_instances(
     segmenter, gt_masks: np.ndarray, max_clicks: int = 20
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -62,8 +70,7 @@ def click_all_instances(
     for k in range(max_clicks):
         for i, c in enumerate(clickers):
             c.next_click(preds[i])
-        pts = np.stack([c.points_and_labels()[0] for c in clickers]).astype(np.float32)
-        lab = np.stack([c.points_and_labels()[1] for c in clickers])
+        pts, lab = _stack_clicks(clickers)
         if k == 0:
             res = segmenter.predict(points=pts, point_labels=lab, multimask=True)
         else:
@@ -98,8 +105,7 @@ def first_click_candidates(segmenter, gt_masks: np.ndarray) -> dict[str, np.ndar
     clickers = [Clicker(m) for m in gt]
     for c in clickers:
         c.next_click(None)
-    pts = np.stack([c.points_and_labels()[0] for c in clickers]).astype(np.float32)
-    lab = np.stack([c.points_and_labels()[1] for c in clickers])
+    pts, lab = _stack_clicks(clickers)
     res = segmenter.predict(points=pts, point_labels=lab, multimask=True)
     masks = res.masks if res.masks.ndim == 4 else res.masks[:, None]
     scores = np.asarray(res.scores, dtype=np.float64).reshape(len(gt), masks.shape[1])

@@ -29,6 +29,7 @@ from samgap_lib.prompts import (
 )
 from samgap_lib.prompts.clicker import Click
 
+from ..experiments.clicking import click_all_instances
 from ..models.dense import CONFIG_KEY, DensePromptSegmenter, draw_dense_prompts
 from .data import Pool, normalise
 from .losses import sam2_mask_loss
@@ -307,8 +308,9 @@ class Sam2Task:
 def evaluate_sam2(segmenter: Any, samples: list[Sample], clicks: int = 3) -> dict[str, float]:
     """Box mIoU (exact boxes) and RITM click mIoU@k / NoC of a `PromptSegmenter`.
 
-    The first click asks for three candidates and keeps the highest-scoring one; later clicks
-    ask for one mask with the previous logits as the mask prompt. ``box_ellipse_mIoU`` is the
+    The clicks are `samgap_lib.experiments.clicking.click_all_instances`' RITM rounds: the
+    first click asks for three candidates and keeps the highest-scoring one; later clicks ask
+    for one mask with the previous logits as the mask prompt. ``box_ellipse_mIoU`` is the
     model-free baseline for the same boxes: the ellipse inscribed in each (`box_ellipse_masks`).
     """
     box_rows: list[dict[str, np.ndarray]] = []
@@ -319,27 +321,7 @@ def evaluate_sam2(segmenter: Any, samples: list[Sample], clicks: int = 3) -> dic
         gt = s.masks
         segmenter.set_image(s.image)
         box_rows.append(_box_rows(segmenter, gt))
-        clickers = [Clicker(m) for m in gt]
-        pred = [None] * len(gt)
-        logits = None
-        per = np.zeros((len(gt), clicks))
-        for k in range(clicks):
-            for c, pr in zip(clickers, pred, strict=True):
-                c.next_click(pr)
-            pts = np.stack([c.points_and_labels()[0] for c in clickers])
-            lab = np.stack([c.points_and_labels()[1] for c in clickers])
-            res = segmenter.predict(
-                points=pts, point_labels=lab, mask_input=logits, multimask=k == 0
-            )
-            if res.masks.ndim == 4:
-                best = res.scores.argmax(1)
-                rows = np.arange(len(best))
-                masks, logits = res.masks[rows, best], res.low_res_logits[rows, best]
-            else:
-                masks, logits = res.masks, res.low_res_logits
-            pred = list(masks)
-            per[:, k] = np.atleast_1d(iou(masks, gt))
-        click_ious.append(per)
+        click_ious.append(click_all_instances(segmenter, gt, clicks)[0])
     if not box_rows:
         raise ValueError("evaluate_sam2: no instances in the evaluation images.")
     box = {k: np.concatenate([r[k] for r in box_rows]) for k in box_rows[0]}

@@ -15,7 +15,9 @@ from samgap_lib.training.seed_spread import (
     describe_change,
     main,
     merge_runs,
+    recipe_difference,
     spread_table,
+    study_block,
     variant_config,
     variants_table,
 )
@@ -102,6 +104,44 @@ def test_variants_are_compared_seed_by_seed_with_the_recipe():
         merge_runs([_variants(lr, [0], 0.0), _variants(lr, [0], 1.0)])
 
 
+def test_earlier_recipes_keep_their_own_studies():
+    old, new = {"a": 1, "b": {"c": 2, "d": 3}}, {"a": 1, "b": {"c": 5, "d": 3}}
+    assert recipe_difference(old, new) == {"b": {"c": 2}}
+    assert recipe_difference(new, new) == {}
+    before = _part("sam2", [0, 1], recipe=old)["models"]["sam2"]
+    before["variants"] = [
+        {
+            "change": {"b": {"c": 5}},
+            "seed": s,
+            "steps": 1,
+            "train_s": 1.0,
+            **dict.fromkeys(METRICS["sam2"], 0.5),
+        }
+        for s in (0, 1)
+    ] + [
+        {
+            "change": {"a": 7},
+            "seed": 0,
+            "steps": 1,
+            "train_s": 1.0,
+            **dict.fromkeys(METRICS["sam2"], 0.0),
+        }
+    ]
+    res = _part("sam2", [0, 1], recipe=new)
+    res["models"]["sam2"]["earlier"] = [before]
+    assert study_block(res, "sam2") is res["models"]["sam2"]
+    assert study_block(res, "sam2", 0) is before
+    with pytest.raises(ValueError, match="no earlier recipe 1; 1 are recorded"):
+        study_block(res, "sam2", 1)
+    assert variants_table(res, "sam2") == []  # nothing tried on the current recipe yet
+    rows = {r["change"]: r for r in variants_table(res, "sam2", earlier=0)}
+    assert rows["b.c = 5"]["became_recipe"] and not rows["a = 7"]["became_recipe"]
+    # compared with the earlier recipe's seeds (0.0 and 0.1), not with the current recipe's
+    assert rows["b.c = 5"]["box_mIoU (recipe)"] == 0.05
+    assert rows["a = 7"]["box_mIoU change"] == 0.0
+    assert spread_table(res, "sam2", 0)[0]["mean"] == 0.05
+
+
 def test_describe_change_names_every_leaf():
     assert describe_change({"optim": {"lr": 0.002}, "train": {"steps": 9, "batch_images": 2}}) == (
         "optim.lr = 0.002, train.steps = 9, train.batch_images = 2"
@@ -129,12 +169,32 @@ def test_recorded_results_match_the_current_recipes():
         assert {r["steps"] for r in block["runs"]} == {ORCHARD_TINY[model]["train"]["steps"]}
         assert all(set(METRICS[model]) <= set(r) for r in block["runs"] + block["longer"])
         assert all(r["steps"] > ORCHARD_TINY[model]["train"]["steps"] for r in block["longer"])
-        for r in block.get("variants", []):  # valid changes today, paired with a recipe seed
-            cfg = load_config(merge(ORCHARD_TINY[model], r["change"]), model=model)
-            assert cfg != load_config(ORCHARD_TINY[model], model=model), r["change"]
-            assert r["seed"] in {x["seed"] for x in block["runs"]}
-            assert r["steps"] == cfg["train"]["steps"]
-    assert all(variants_table(RESULTS, m) for m in ORCHARD_TINY)  # the studies chapter 4 shows
+        for study in [block, *block.get("earlier", [])]:
+            recipe = study["recipe"]
+            for r in study.get("variants", []):  # valid changes, paired with a recipe seed
+                cfg = load_config(merge(recipe, r["change"]), model=model)
+                assert cfg != load_config(recipe, model=model), r["change"]
+                assert r["seed"] in {x["seed"] for x in study["runs"]}
+                assert r["steps"] == cfg["train"]["steps"]
+        for i, before in enumerate(block.get("earlier", [])):  # a recipe it replaced
+            assert before["recipe"] != block["recipe"]
+            assert {r["steps"] for r in before["runs"]} == {before["recipe"]["train"]["steps"]}
+            rows = variants_table(RESULTS, model, earlier=i)
+            became = [r for r in rows if r["became_recipe"]]
+            if became:  # the change adopted: its runs are the recipe's seeds
+                (row,) = became
+                tried = [
+                    v for v in before["variants"] if describe_change(v["change"]) == row["change"]
+                ]
+                assert [{k: v for k, v in t.items() if k != "change"} for t in tried] == block[
+                    "runs"
+                ]
+    # the studies chapter 4 shows: changes to each model's recipe, current or earlier
+    for m in ORCHARD_TINY:
+        earlier = range(len(RESULTS["models"][m].get("earlier", [])))
+        assert variants_table(RESULTS, m) or any(
+            variants_table(RESULTS, m, earlier=i) for i in earlier
+        )
 
 
 @pytest.mark.slow

@@ -9,7 +9,9 @@ compute buys; those runs are kept apart as ``longer``. With ``--set`` it trains 
 one change (a JSON object merged into the config) on the given seeds: a recipe change that was
 tried, kept apart as ``variants`` and compared seed by seed with the recipe (`variants_table`).
 `RESULTS` holds the numbers of the last run, with the command that produced them; chapter 4
-reads it, `spread_table` summarises the seeds and `variants_table` the changes.
+reads it, `spread_table` summarises the seeds and `variants_table` the changes. When a change
+becomes the recipe, the recipe it replaced keeps its runs and the changes tried on it under
+``earlier`` (`study_block`), each change still compared with the recipe it changed.
 
 Run it (one process per model and seed; about 5 minutes per SAM2 seed and 10 per SAM3 seed on
 one thread)::
@@ -44,6 +46,8 @@ __all__ = [
     "run_seed",
     "variant_config",
     "merge_runs",
+    "study_block",
+    "recipe_difference",
     "spread_table",
     "variants_table",
     "describe_change",
@@ -82,9 +86,9 @@ RESULTS: dict[str, Any] = {
                 "data": {
                     "n_train": 1500,
                     "n_val": 0,
-                    "image_size": 192,
+                    "image_size": 256,
                     "seed": 0,
-                    "max_objects": 4,
+                    "max_objects": 12,
                 },
                 "prompts": {
                     "weights": {"click": 0.35, "point": 0.15, "box": 0.5},
@@ -93,7 +97,7 @@ RESULTS: dict[str, Any] = {
                     "max_corrections": 2,
                     "dense_first_radius": 3.0,
                 },
-                "loss": {"focal": 20.0, "dice": 20.0, "iou": 1.0, "mask_loss_size": 96},
+                "loss": {"focal": 20.0, "dice": 20.0, "iou": 1.0, "mask_loss_size": 128},
                 "optim": {
                     "lr": 0.002,
                     "weight_decay": 0.01,
@@ -102,8 +106,8 @@ RESULTS: dict[str, Any] = {
                     "layer_decay": 1.0,
                 },
                 "train": {
-                    "steps": 450,
-                    "batch_images": 8,
+                    "steps": 700,
+                    "batch_images": 2,
                     "eval_every": 0,
                     "checkpoint_every": 100,
                     "log_every": 20,
@@ -113,270 +117,9 @@ RESULTS: dict[str, Any] = {
                 },
             },
             "torch_threads": 1,
+            # the same three runs as the earlier recipe's variant that became this recipe
             "runs": [
                 {
-                    "seed": 0,
-                    "steps": 450,
-                    "train_s": 298.5,
-                    "click_mIoU@1": 0.6984,
-                    "click_mIoU@3": 0.7515,
-                    "box_mIoU": 0.7711,
-                    "NoC@0.85": 2.1916,
-                },
-                {
-                    "seed": 1,
-                    "steps": 450,
-                    "train_s": 278.8,
-                    "click_mIoU@1": 0.6851,
-                    "click_mIoU@3": 0.7265,
-                    "box_mIoU": 0.7759,
-                    "NoC@0.85": 2.2056,
-                },
-                {
-                    "seed": 2,
-                    "steps": 450,
-                    "train_s": 272.9,
-                    "click_mIoU@1": 0.6837,
-                    "click_mIoU@3": 0.7469,
-                    "box_mIoU": 0.7778,
-                    "NoC@0.85": 2.2265,
-                },
-            ],
-            "longer": [
-                {
-                    "seed": 0,
-                    "steps": 900,
-                    "train_s": 526.7,
-                    "click_mIoU@1": 0.7165,
-                    "click_mIoU@3": 0.7637,
-                    "box_mIoU": 0.8016,
-                    "NoC@0.85": 2.0836,
-                }
-            ],
-            # recipe changes tried (--set), each on seeds the recipe was run on
-            "variants": [
-                {
-                    "change": {"data": {"image_size": 128}, "loss": {"mask_loss_size": 64}},
-                    "seed": 0,
-                    "steps": 450,
-                    "train_s": 174.9,
-                    "click_mIoU@1": 0.6293,
-                    "click_mIoU@3": 0.6574,
-                    "box_mIoU": 0.7042,
-                    "NoC@0.85": 2.4425,
-                },
-                {
-                    "change": {"data": {"image_size": 128}, "loss": {"mask_loss_size": 64}},
-                    "seed": 1,
-                    "steps": 450,
-                    "train_s": 145.8,
-                    "click_mIoU@1": 0.5559,
-                    "click_mIoU@3": 0.6432,
-                    "box_mIoU": 0.688,
-                    "NoC@0.85": 2.5122,
-                },
-                {
-                    "change": {
-                        "data": {"image_size": 256},
-                        "loss": {"mask_loss_size": 128},
-                        "train": {"steps": 300},
-                    },
-                    "seed": 0,
-                    "steps": 300,
-                    "train_s": 282.0,
-                    "click_mIoU@1": 0.686,
-                    "click_mIoU@3": 0.7644,
-                    "box_mIoU": 0.7928,
-                    "NoC@0.85": 2.3902,
-                },
-                {
-                    "change": {
-                        "data": {"image_size": 256},
-                        "loss": {"mask_loss_size": 128},
-                        "train": {"steps": 300},
-                    },
-                    "seed": 1,
-                    "steps": 300,
-                    "train_s": 314.0,
-                    "click_mIoU@1": 0.6281,
-                    "click_mIoU@3": 0.742,
-                    "box_mIoU": 0.7715,
-                    "NoC@0.85": 2.6237,
-                },
-                {
-                    "change": {
-                        "data": {"image_size": 256},
-                        "loss": {"mask_loss_size": 128},
-                        "train": {"steps": 300},
-                    },
-                    "seed": 2,
-                    "steps": 300,
-                    "train_s": 305.7,
-                    "click_mIoU@1": 0.6845,
-                    "click_mIoU@3": 0.7717,
-                    "box_mIoU": 0.8011,
-                    "NoC@0.85": 2.3484,
-                },
-                {
-                    "change": {"data": {"image_size": 256}, "loss": {"mask_loss_size": 128}},
-                    "seed": 0,
-                    "steps": 450,
-                    "train_s": 432.9,
-                    "click_mIoU@1": 0.7053,
-                    "click_mIoU@3": 0.7753,
-                    "box_mIoU": 0.8161,
-                    "NoC@0.85": 2.2334,
-                },
-                {
-                    "change": {"data": {"image_size": 256}, "loss": {"mask_loss_size": 128}},
-                    "seed": 1,
-                    "steps": 450,
-                    "train_s": 426.2,
-                    "click_mIoU@1": 0.6898,
-                    "click_mIoU@3": 0.774,
-                    "box_mIoU": 0.8136,
-                    "NoC@0.85": 2.2613,
-                },
-                {
-                    "change": {"loss": {"all_candidates": 1.0}},
-                    "seed": 0,
-                    "steps": 450,
-                    "train_s": 258.3,
-                    "click_mIoU@1": 0.7007,
-                    "click_mIoU@3": 0.7468,
-                    "box_mIoU": 0.7775,
-                    "NoC@0.85": 2.2021,
-                },
-                {
-                    "change": {"loss": {"all_candidates": 1.0}},
-                    "seed": 1,
-                    "steps": 450,
-                    "train_s": 267.5,
-                    "click_mIoU@1": 0.6756,
-                    "click_mIoU@3": 0.7327,
-                    "box_mIoU": 0.7565,
-                    "NoC@0.85": 2.2997,
-                },
-                {
-                    "change": {"train": {"batch_images": 4}, "data": {"max_objects": 8}},
-                    "seed": 0,
-                    "steps": 450,
-                    "train_s": 202.0,
-                    "click_mIoU@1": 0.67,
-                    "click_mIoU@3": 0.7337,
-                    "box_mIoU": 0.7614,
-                    "NoC@0.85": 2.2822,
-                },
-                {
-                    "change": {"train": {"batch_images": 4}, "data": {"max_objects": 8}},
-                    "seed": 1,
-                    "steps": 450,
-                    "train_s": 202.7,
-                    "click_mIoU@1": 0.6751,
-                    "click_mIoU@3": 0.7422,
-                    "box_mIoU": 0.7734,
-                    "NoC@0.85": 2.2822,
-                },
-                {
-                    "change": {
-                        "train": {"batch_images": 4, "steps": 640},
-                        "data": {"max_objects": 8},
-                    },
-                    "seed": 0,
-                    "steps": 640,
-                    "train_s": 288.3,
-                    "click_mIoU@1": 0.7148,
-                    "click_mIoU@3": 0.7513,
-                    "box_mIoU": 0.7862,
-                    "NoC@0.85": 2.101,
-                },
-                {
-                    "change": {
-                        "train": {"batch_images": 4, "steps": 640},
-                        "data": {"max_objects": 8},
-                    },
-                    "seed": 1,
-                    "steps": 640,
-                    "train_s": 282.7,
-                    "click_mIoU@1": 0.6908,
-                    "click_mIoU@3": 0.7468,
-                    "box_mIoU": 0.7797,
-                    "NoC@0.85": 2.2369,
-                },
-                {
-                    "change": {
-                        "train": {"batch_images": 4, "steps": 640},
-                        "data": {"max_objects": 8},
-                    },
-                    "seed": 2,
-                    "steps": 640,
-                    "train_s": 265.1,
-                    "click_mIoU@1": 0.6766,
-                    "click_mIoU@3": 0.7472,
-                    "box_mIoU": 0.7849,
-                    "NoC@0.85": 2.216,
-                },
-                {
-                    "change": {
-                        "train": {"batch_images": 2, "steps": 900},
-                        "data": {"max_objects": 12},
-                    },
-                    "seed": 0,
-                    "steps": 900,
-                    "train_s": 241.0,
-                    "click_mIoU@1": 0.6762,
-                    "click_mIoU@3": 0.7661,
-                    "box_mIoU": 0.7908,
-                    "NoC@0.85": 2.2544,
-                },
-                {
-                    "change": {
-                        "train": {"batch_images": 4},
-                        "data": {"max_objects": 8, "image_size": 256},
-                        "loss": {"mask_loss_size": 128},
-                    },
-                    "seed": 0,
-                    "steps": 450,
-                    "train_s": 299.8,
-                    "click_mIoU@1": 0.69,
-                    "click_mIoU@3": 0.7678,
-                    "box_mIoU": 0.8024,
-                    "NoC@0.85": 2.3066,
-                },
-                {
-                    "change": {
-                        "train": {"batch_images": 4},
-                        "data": {"max_objects": 8, "image_size": 256},
-                        "loss": {"mask_loss_size": 128},
-                    },
-                    "seed": 1,
-                    "steps": 450,
-                    "train_s": 291.5,
-                    "click_mIoU@1": 0.6876,
-                    "click_mIoU@3": 0.768,
-                    "box_mIoU": 0.7961,
-                    "NoC@0.85": 2.3171,
-                },
-                {
-                    "change": {
-                        "train": {"batch_images": 4},
-                        "data": {"max_objects": 8, "image_size": 256},
-                        "loss": {"mask_loss_size": 128},
-                    },
-                    "seed": 2,
-                    "steps": 450,
-                    "train_s": 273.8,
-                    "click_mIoU@1": 0.6963,
-                    "click_mIoU@3": 0.7828,
-                    "box_mIoU": 0.8163,
-                    "NoC@0.85": 2.2474,
-                },
-                {
-                    "change": {
-                        "train": {"batch_images": 2, "steps": 700},
-                        "data": {"max_objects": 12, "image_size": 256},
-                        "loss": {"mask_loss_size": 128},
-                    },
                     "seed": 0,
                     "steps": 700,
                     "train_s": 256.5,
@@ -386,11 +129,6 @@ RESULTS: dict[str, Any] = {
                     "NoC@0.85": 2.2718,
                 },
                 {
-                    "change": {
-                        "train": {"batch_images": 2, "steps": 700},
-                        "data": {"max_objects": 12, "image_size": 256},
-                        "loss": {"mask_loss_size": 128},
-                    },
                     "seed": 1,
                     "steps": 700,
                     "train_s": 242.7,
@@ -400,11 +138,6 @@ RESULTS: dict[str, Any] = {
                     "NoC@0.85": 2.2648,
                 },
                 {
-                    "change": {
-                        "train": {"batch_images": 2, "steps": 700},
-                        "data": {"max_objects": 12, "image_size": 256},
-                        "loss": {"mask_loss_size": 128},
-                    },
                     "seed": 2,
                     "steps": 700,
                     "train_s": 244.1,
@@ -412,6 +145,366 @@ RESULTS: dict[str, Any] = {
                     "click_mIoU@3": 0.7671,
                     "box_mIoU": 0.8129,
                     "NoC@0.85": 2.2787,
+                },
+            ],
+            "longer": [
+                {
+                    "seed": 0,
+                    "steps": 1400,
+                    "train_s": 508.5,
+                    "click_mIoU@1": 0.7354,
+                    "click_mIoU@3": 0.8145,
+                    "box_mIoU": 0.8383,
+                    "NoC@0.85": 2.0941,
+                },
+            ],
+            "variants": [],
+            # the recipes before this one, with the studies run on them
+            "earlier": [
+                {
+                    "recipe": {
+                        "init": {"arch": "orchard-m", "seed": 0},
+                        "data": {
+                            "n_train": 1500,
+                            "n_val": 0,
+                            "image_size": 192,
+                            "seed": 0,
+                            "max_objects": 4,
+                        },
+                        "prompts": {
+                            "weights": {"click": 0.35, "point": 0.15, "box": 0.5},
+                            "per_object": 2,
+                            "p_correction": 0.3,
+                            "max_corrections": 2,
+                            "dense_first_radius": 3.0,
+                        },
+                        "loss": {"focal": 20.0, "dice": 20.0, "iou": 1.0, "mask_loss_size": 96},
+                        "optim": {
+                            "lr": 0.002,
+                            "weight_decay": 0.01,
+                            "warmup_steps": 50,
+                            "grad_clip": 10.0,
+                            "layer_decay": 1.0,
+                        },
+                        "train": {
+                            "steps": 450,
+                            "batch_images": 8,
+                            "eval_every": 0,
+                            "checkpoint_every": 100,
+                            "log_every": 20,
+                            "seed": 0,
+                            "device": "cpu",
+                            "precision": "fp32",
+                        },
+                    },
+                    "torch_threads": 1,
+                    "runs": [
+                        {
+                            "seed": 0,
+                            "steps": 450,
+                            "train_s": 298.5,
+                            "click_mIoU@1": 0.6984,
+                            "click_mIoU@3": 0.7515,
+                            "box_mIoU": 0.7711,
+                            "NoC@0.85": 2.1916,
+                        },
+                        {
+                            "seed": 1,
+                            "steps": 450,
+                            "train_s": 278.8,
+                            "click_mIoU@1": 0.6851,
+                            "click_mIoU@3": 0.7265,
+                            "box_mIoU": 0.7759,
+                            "NoC@0.85": 2.2056,
+                        },
+                        {
+                            "seed": 2,
+                            "steps": 450,
+                            "train_s": 272.9,
+                            "click_mIoU@1": 0.6837,
+                            "click_mIoU@3": 0.7469,
+                            "box_mIoU": 0.7778,
+                            "NoC@0.85": 2.2265,
+                        },
+                    ],
+                    "longer": [
+                        {
+                            "seed": 0,
+                            "steps": 900,
+                            "train_s": 526.7,
+                            "click_mIoU@1": 0.7165,
+                            "click_mIoU@3": 0.7637,
+                            "box_mIoU": 0.8016,
+                            "NoC@0.85": 2.0836,
+                        }
+                    ],
+                    # recipe changes tried (--set), each on seeds the recipe was run on
+                    "variants": [
+                        {
+                            "change": {"data": {"image_size": 128}, "loss": {"mask_loss_size": 64}},
+                            "seed": 0,
+                            "steps": 450,
+                            "train_s": 174.9,
+                            "click_mIoU@1": 0.6293,
+                            "click_mIoU@3": 0.6574,
+                            "box_mIoU": 0.7042,
+                            "NoC@0.85": 2.4425,
+                        },
+                        {
+                            "change": {"data": {"image_size": 128}, "loss": {"mask_loss_size": 64}},
+                            "seed": 1,
+                            "steps": 450,
+                            "train_s": 145.8,
+                            "click_mIoU@1": 0.5559,
+                            "click_mIoU@3": 0.6432,
+                            "box_mIoU": 0.688,
+                            "NoC@0.85": 2.5122,
+                        },
+                        {
+                            "change": {
+                                "data": {"image_size": 256},
+                                "loss": {"mask_loss_size": 128},
+                                "train": {"steps": 300},
+                            },
+                            "seed": 0,
+                            "steps": 300,
+                            "train_s": 282.0,
+                            "click_mIoU@1": 0.686,
+                            "click_mIoU@3": 0.7644,
+                            "box_mIoU": 0.7928,
+                            "NoC@0.85": 2.3902,
+                        },
+                        {
+                            "change": {
+                                "data": {"image_size": 256},
+                                "loss": {"mask_loss_size": 128},
+                                "train": {"steps": 300},
+                            },
+                            "seed": 1,
+                            "steps": 300,
+                            "train_s": 314.0,
+                            "click_mIoU@1": 0.6281,
+                            "click_mIoU@3": 0.742,
+                            "box_mIoU": 0.7715,
+                            "NoC@0.85": 2.6237,
+                        },
+                        {
+                            "change": {
+                                "data": {"image_size": 256},
+                                "loss": {"mask_loss_size": 128},
+                                "train": {"steps": 300},
+                            },
+                            "seed": 2,
+                            "steps": 300,
+                            "train_s": 305.7,
+                            "click_mIoU@1": 0.6845,
+                            "click_mIoU@3": 0.7717,
+                            "box_mIoU": 0.8011,
+                            "NoC@0.85": 2.3484,
+                        },
+                        {
+                            "change": {
+                                "data": {"image_size": 256},
+                                "loss": {"mask_loss_size": 128},
+                            },
+                            "seed": 0,
+                            "steps": 450,
+                            "train_s": 432.9,
+                            "click_mIoU@1": 0.7053,
+                            "click_mIoU@3": 0.7753,
+                            "box_mIoU": 0.8161,
+                            "NoC@0.85": 2.2334,
+                        },
+                        {
+                            "change": {
+                                "data": {"image_size": 256},
+                                "loss": {"mask_loss_size": 128},
+                            },
+                            "seed": 1,
+                            "steps": 450,
+                            "train_s": 426.2,
+                            "click_mIoU@1": 0.6898,
+                            "click_mIoU@3": 0.774,
+                            "box_mIoU": 0.8136,
+                            "NoC@0.85": 2.2613,
+                        },
+                        {
+                            "change": {"loss": {"all_candidates": 1.0}},
+                            "seed": 0,
+                            "steps": 450,
+                            "train_s": 258.3,
+                            "click_mIoU@1": 0.7007,
+                            "click_mIoU@3": 0.7468,
+                            "box_mIoU": 0.7775,
+                            "NoC@0.85": 2.2021,
+                        },
+                        {
+                            "change": {"loss": {"all_candidates": 1.0}},
+                            "seed": 1,
+                            "steps": 450,
+                            "train_s": 267.5,
+                            "click_mIoU@1": 0.6756,
+                            "click_mIoU@3": 0.7327,
+                            "box_mIoU": 0.7565,
+                            "NoC@0.85": 2.2997,
+                        },
+                        {
+                            "change": {"train": {"batch_images": 4}, "data": {"max_objects": 8}},
+                            "seed": 0,
+                            "steps": 450,
+                            "train_s": 202.0,
+                            "click_mIoU@1": 0.67,
+                            "click_mIoU@3": 0.7337,
+                            "box_mIoU": 0.7614,
+                            "NoC@0.85": 2.2822,
+                        },
+                        {
+                            "change": {"train": {"batch_images": 4}, "data": {"max_objects": 8}},
+                            "seed": 1,
+                            "steps": 450,
+                            "train_s": 202.7,
+                            "click_mIoU@1": 0.6751,
+                            "click_mIoU@3": 0.7422,
+                            "box_mIoU": 0.7734,
+                            "NoC@0.85": 2.2822,
+                        },
+                        {
+                            "change": {
+                                "train": {"batch_images": 4, "steps": 640},
+                                "data": {"max_objects": 8},
+                            },
+                            "seed": 0,
+                            "steps": 640,
+                            "train_s": 288.3,
+                            "click_mIoU@1": 0.7148,
+                            "click_mIoU@3": 0.7513,
+                            "box_mIoU": 0.7862,
+                            "NoC@0.85": 2.101,
+                        },
+                        {
+                            "change": {
+                                "train": {"batch_images": 4, "steps": 640},
+                                "data": {"max_objects": 8},
+                            },
+                            "seed": 1,
+                            "steps": 640,
+                            "train_s": 282.7,
+                            "click_mIoU@1": 0.6908,
+                            "click_mIoU@3": 0.7468,
+                            "box_mIoU": 0.7797,
+                            "NoC@0.85": 2.2369,
+                        },
+                        {
+                            "change": {
+                                "train": {"batch_images": 4, "steps": 640},
+                                "data": {"max_objects": 8},
+                            },
+                            "seed": 2,
+                            "steps": 640,
+                            "train_s": 265.1,
+                            "click_mIoU@1": 0.6766,
+                            "click_mIoU@3": 0.7472,
+                            "box_mIoU": 0.7849,
+                            "NoC@0.85": 2.216,
+                        },
+                        {
+                            "change": {
+                                "train": {"batch_images": 2, "steps": 900},
+                                "data": {"max_objects": 12},
+                            },
+                            "seed": 0,
+                            "steps": 900,
+                            "train_s": 241.0,
+                            "click_mIoU@1": 0.6762,
+                            "click_mIoU@3": 0.7661,
+                            "box_mIoU": 0.7908,
+                            "NoC@0.85": 2.2544,
+                        },
+                        {
+                            "change": {
+                                "train": {"batch_images": 4},
+                                "data": {"max_objects": 8, "image_size": 256},
+                                "loss": {"mask_loss_size": 128},
+                            },
+                            "seed": 0,
+                            "steps": 450,
+                            "train_s": 299.8,
+                            "click_mIoU@1": 0.69,
+                            "click_mIoU@3": 0.7678,
+                            "box_mIoU": 0.8024,
+                            "NoC@0.85": 2.3066,
+                        },
+                        {
+                            "change": {
+                                "train": {"batch_images": 4},
+                                "data": {"max_objects": 8, "image_size": 256},
+                                "loss": {"mask_loss_size": 128},
+                            },
+                            "seed": 1,
+                            "steps": 450,
+                            "train_s": 291.5,
+                            "click_mIoU@1": 0.6876,
+                            "click_mIoU@3": 0.768,
+                            "box_mIoU": 0.7961,
+                            "NoC@0.85": 2.3171,
+                        },
+                        {
+                            "change": {
+                                "train": {"batch_images": 4},
+                                "data": {"max_objects": 8, "image_size": 256},
+                                "loss": {"mask_loss_size": 128},
+                            },
+                            "seed": 2,
+                            "steps": 450,
+                            "train_s": 273.8,
+                            "click_mIoU@1": 0.6963,
+                            "click_mIoU@3": 0.7828,
+                            "box_mIoU": 0.8163,
+                            "NoC@0.85": 2.2474,
+                        },
+                        {
+                            "change": {
+                                "train": {"batch_images": 2, "steps": 700},
+                                "data": {"max_objects": 12, "image_size": 256},
+                                "loss": {"mask_loss_size": 128},
+                            },
+                            "seed": 0,
+                            "steps": 700,
+                            "train_s": 256.5,
+                            "click_mIoU@1": 0.6999,
+                            "click_mIoU@3": 0.7838,
+                            "box_mIoU": 0.8064,
+                            "NoC@0.85": 2.2718,
+                        },
+                        {
+                            "change": {
+                                "train": {"batch_images": 2, "steps": 700},
+                                "data": {"max_objects": 12, "image_size": 256},
+                                "loss": {"mask_loss_size": 128},
+                            },
+                            "seed": 1,
+                            "steps": 700,
+                            "train_s": 242.7,
+                            "click_mIoU@1": 0.7009,
+                            "click_mIoU@3": 0.788,
+                            "box_mIoU": 0.8062,
+                            "NoC@0.85": 2.2648,
+                        },
+                        {
+                            "change": {
+                                "train": {"batch_images": 2, "steps": 700},
+                                "data": {"max_objects": 12, "image_size": 256},
+                                "loss": {"mask_loss_size": 128},
+                            },
+                            "seed": 2,
+                            "steps": 700,
+                            "train_s": 244.1,
+                            "click_mIoU@1": 0.6944,
+                            "click_mIoU@3": 0.7671,
+                            "box_mIoU": 0.8129,
+                            "NoC@0.85": 2.2787,
+                        },
+                    ],
                 },
             ],
         },
@@ -841,9 +934,44 @@ def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def spread_table(results: dict[str, Any], model: str) -> list[dict[str, Any]]:
-    """One row per metric: each seed's value, then mean, min and max over the seeds."""
-    runs = results["models"][model]["runs"]
+def study_block(results: dict[str, Any], model: str, earlier: int | None = None) -> dict[str, Any]:
+    """The runs of ``model``'s current recipe (``earlier=None``), or of the recipe it replaced
+    ``earlier + 1`` changes ago (``results["models"][model]["earlier"][earlier]``): a dict with
+    ``recipe``, ``runs``, ``longer`` and ``variants``."""
+    block = results["models"][model]
+    if earlier is None:
+        return block
+    before = block.get("earlier", [])
+    if not 0 <= earlier < len(before):
+        raise ValueError(
+            f"{model}: no earlier recipe {earlier}; {len(before)} are recorded "
+            f"(earlier = 0..{len(before) - 1}, or None for the current recipe)."
+        )
+    return before[earlier]
+
+
+def recipe_difference(recipe: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``recipe`` that ``other`` sets differently, as a nested dict of
+    ``recipe``'s values (`describe_change` names them): how an earlier recipe differs from the
+    current one."""
+    out: dict[str, Any] = {}
+    for k, v in recipe.items():
+        w = other.get(k)
+        if isinstance(v, dict) and isinstance(w, dict):
+            sub = recipe_difference(v, w)
+            if sub:
+                out[k] = sub
+        elif v != w:
+            out[k] = v
+    return out
+
+
+def spread_table(
+    results: dict[str, Any], model: str, earlier: int | None = None
+) -> list[dict[str, Any]]:
+    """One row per metric: each seed's value, then mean, min and max over the seeds (of the
+    current recipe, or of an earlier one: `study_block`)."""
+    runs = study_block(results, model, earlier)["runs"]
     rows = []
     for k in METRICS[model]:
         vals = np.array([r[k] for r in runs], float)
@@ -866,12 +994,18 @@ def describe_change(change: dict[str, Any], prefix: str = "") -> str:
 
 
 def variants_table(
-    results: dict[str, Any], model: str, metrics: list[str] | None = None
+    results: dict[str, Any],
+    model: str,
+    metrics: list[str] | None = None,
+    earlier: int | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per recipe change tried (``variants``), compared seed by seed with the recipe:
-    for each metric the change's mean over its seeds, the recipe's mean over the same seeds,
-    and the difference. Seeds the recipe was not run on cannot be compared and are refused."""
-    block = results["models"][model]
+    """One row per recipe change tried (``variants``), compared seed by seed with the recipe
+    it changed (the current one, or an earlier one: `study_block`): for each metric the
+    change's mean over its seeds, the recipe's mean over the same seeds, and the difference.
+    Seeds the recipe was not run on cannot be compared and are refused. ``became_recipe``
+    says whether the changed recipe is the current one."""
+    block = study_block(results, model, earlier)
+    current = json.loads(json.dumps(results["models"][model]["recipe"]))
     recipe = {r["seed"]: r for r in block["runs"]}
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in block.get("variants", []):
@@ -889,6 +1023,8 @@ def variants_table(
             "change": describe_change(runs[0]["change"]),
             "seeds": ", ".join(map(str, seeds)),
             "steps": ", ".join(sorted({str(r["steps"]) for r in runs})),
+            "became_recipe": json.loads(json.dumps(merge(block["recipe"], runs[0]["change"])))
+            == current,
         }
         for k in metrics or METRICS[model]:
             tried = float(np.mean([r[k] for r in runs]))

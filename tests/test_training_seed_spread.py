@@ -12,6 +12,7 @@ from samgap_lib.training.recipes import ORCHARD_TINY
 from samgap_lib.training.seed_spread import (
     METRICS,
     RESULTS,
+    adopted_runs,
     describe_change,
     main,
     merge_runs,
@@ -95,7 +96,7 @@ def test_variants_are_compared_seed_by_seed_with_the_recipe():
     rows = {r["change"]: r for r in variants_table(res, "sam3", ["cgF1"])}
     assert set(rows) == {"optim.lr = 0.002", "optim.betas = [0.9, 0.95]"}
     r = rows["optim.lr = 0.002"]  # seeds 0, 1: variant 1.0 and 2.0, recipe 0.0 and 0.1
-    assert (r["seeds"], r["steps"]) == ("0, 1", "1")
+    assert (r["seeds"], r["steps"], r["set"]) == ("0, 1", "1", lr)
     assert (r["cgF1"], r["cgF1 (recipe)"], r["cgF1 change"]) == (1.5, 0.05, 1.45)
     assert rows["optim.betas = [0.9, 0.95]"]["cgF1 (recipe)"] == 0.2  # seed 2's recipe run
     with pytest.raises(ValueError, match=r"seeds \[7\] have no recipe run"):
@@ -140,6 +141,12 @@ def test_earlier_recipes_keep_their_own_studies():
     assert rows["b.c = 5"]["box_mIoU (recipe)"] == 0.05
     assert rows["a = 7"]["box_mIoU change"] == 0.0
     assert spread_table(res, "sam2", 0)[0]["mean"] == 0.05
+    # the adopted change's runs, as recorded (these are not the current recipe's runs)
+    assert [r["seed"] for r in adopted_runs(res, "sam2", 0)] == [0, 1]
+    assert all("change" not in r and r["box_mIoU"] == 0.5 for r in adopted_runs(res, "sam2", 0))
+    assert adopted_runs(res, "sam2") is None
+    before["variants"] = before["variants"][2:]
+    assert adopted_runs(res, "sam2", 0) is None
 
 
 def test_describe_change_names_every_leaf():
@@ -179,16 +186,11 @@ def test_recorded_results_match_the_current_recipes():
         for i, before in enumerate(block.get("earlier", [])):  # a recipe it replaced
             assert before["recipe"] != block["recipe"]
             assert {r["steps"] for r in before["runs"]} == {before["recipe"]["train"]["steps"]}
-            rows = variants_table(RESULTS, model, earlier=i)
-            became = [r for r in rows if r["became_recipe"]]
+            became = [r for r in variants_table(RESULTS, model, earlier=i) if r["became_recipe"]]
+            adopted = adopted_runs(RESULTS, model, earlier=i)
+            assert len(became) == (adopted is not None)
             if became:  # the change adopted: its runs are the recipe's seeds
-                (row,) = became
-                tried = [
-                    v for v in before["variants"] if describe_change(v["change"]) == row["change"]
-                ]
-                assert [{k: v for k, v in t.items() if k != "change"} for t in tried] == block[
-                    "runs"
-                ]
+                assert adopted == block["runs"]
     # the studies chapter 4 shows: changes to each model's recipe, current or earlier
     for m in ORCHARD_TINY:
         earlier = range(len(RESULTS["models"][m].get("earlier", [])))

@@ -50,6 +50,7 @@ __all__ = [
     "recipe_difference",
     "spread_table",
     "variants_table",
+    "adopted_runs",
     "describe_change",
     "main",
 ]
@@ -158,7 +159,108 @@ RESULTS: dict[str, Any] = {
                     "NoC@0.85": 2.0941,
                 },
             ],
-            "variants": [],
+            "variants": [
+                {
+                    "change": {"optim": {"lr": 0.003}},
+                    "seed": 0,
+                    "steps": 700,
+                    "train_s": 278.3,
+                    "click_mIoU@1": 0.6973,
+                    "click_mIoU@3": 0.7886,
+                    "box_mIoU": 0.8047,
+                    "NoC@0.85": 2.3136,
+                },
+                {
+                    "change": {"prompts": {"weights": {"click": 0.45, "point": 0.15, "box": 0.4}}},
+                    "seed": 0,
+                    "steps": 700,
+                    "train_s": 281.7,
+                    "click_mIoU@1": 0.7041,
+                    "click_mIoU@3": 0.7769,
+                    "box_mIoU": 0.8092,
+                    "NoC@0.85": 2.2404,
+                },
+                {
+                    "change": {"prompts": {"weights": {"click": 0.45, "point": 0.15, "box": 0.4}}},
+                    "seed": 1,
+                    "steps": 700,
+                    "train_s": 281.3,
+                    "click_mIoU@1": 0.6727,
+                    "click_mIoU@3": 0.7871,
+                    "box_mIoU": 0.8116,
+                    "NoC@0.85": 2.338,
+                },
+                {
+                    "change": {"prompts": {"weights": {"click": 0.45, "point": 0.15, "box": 0.4}}},
+                    "seed": 2,
+                    "steps": 700,
+                    "train_s": 275.2,
+                    "click_mIoU@1": 0.689,
+                    "click_mIoU@3": 0.7687,
+                    "box_mIoU": 0.7959,
+                    "NoC@0.85": 2.2857,
+                },
+                {
+                    "change": {"prompts": {"p_correction": 0.0}},
+                    "seed": 0,
+                    "steps": 700,
+                    "train_s": 234.4,
+                    "click_mIoU@1": 0.7153,
+                    "click_mIoU@3": 0.7773,
+                    "box_mIoU": 0.8172,
+                    "NoC@0.85": 2.2334,
+                },
+                {
+                    "change": {"prompts": {"p_correction": 0.0}},
+                    "seed": 1,
+                    "steps": 700,
+                    "train_s": 237.5,
+                    "click_mIoU@1": 0.6528,
+                    "click_mIoU@3": 0.7623,
+                    "box_mIoU": 0.812,
+                    "NoC@0.85": 2.3206,
+                },
+                {
+                    "change": {"prompts": {"p_correction": 0.0}},
+                    "seed": 2,
+                    "steps": 700,
+                    "train_s": 222.5,
+                    "click_mIoU@1": 0.6936,
+                    "click_mIoU@3": 0.7534,
+                    "box_mIoU": 0.8151,
+                    "NoC@0.85": 2.2578,
+                },
+                {
+                    "change": {"prompts": {"p_correction": 0.6}},
+                    "seed": 0,
+                    "steps": 700,
+                    "train_s": 280.1,
+                    "click_mIoU@1": 0.681,
+                    "click_mIoU@3": 0.7818,
+                    "box_mIoU": 0.8011,
+                    "NoC@0.85": 2.3136,
+                },
+                {
+                    "change": {"prompts": {"p_correction": 0.6}},
+                    "seed": 1,
+                    "steps": 700,
+                    "train_s": 259.8,
+                    "click_mIoU@1": 0.6881,
+                    "click_mIoU@3": 0.7697,
+                    "box_mIoU": 0.8019,
+                    "NoC@0.85": 2.2997,
+                },
+                {
+                    "change": {"prompts": {"p_correction": 0.6}},
+                    "seed": 2,
+                    "steps": 700,
+                    "train_s": 260.6,
+                    "click_mIoU@1": 0.681,
+                    "click_mIoU@3": 0.7713,
+                    "box_mIoU": 0.7954,
+                    "NoC@0.85": 2.331,
+                },
+            ],
             # the recipes before this one, with the studies run on them
             "earlier": [
                 {
@@ -1002,8 +1104,9 @@ def variants_table(
     """One row per recipe change tried (``variants``), compared seed by seed with the recipe
     it changed (the current one, or an earlier one: `study_block`): for each metric the
     change's mean over its seeds, the recipe's mean over the same seeds, and the difference.
-    Seeds the recipe was not run on cannot be compared and are refused. ``became_recipe``
-    says whether the changed recipe is the current one."""
+    Seeds the recipe was not run on cannot be compared and are refused. ``change`` names the
+    change, ``set`` holds it as the nested dict given to ``--set``; ``became_recipe`` says
+    whether the changed recipe is the current one."""
     block = study_block(results, model, earlier)
     current = json.loads(json.dumps(results["models"][model]["recipe"]))
     recipe = {r["seed"]: r for r in block["runs"]}
@@ -1021,6 +1124,7 @@ def variants_table(
             )
         row: dict[str, Any] = {
             "change": describe_change(runs[0]["change"]),
+            "set": runs[0]["change"],
             "seeds": ", ".join(map(str, seeds)),
             "steps": ", ".join(sorted({str(r["steps"]) for r in runs})),
             "became_recipe": json.loads(json.dumps(merge(block["recipe"], runs[0]["change"])))
@@ -1034,6 +1138,22 @@ def variants_table(
             row[f"{k} change"] = round(tried - base, 3)
         rows.append(row)
     return rows
+
+
+def adopted_runs(
+    results: dict[str, Any], model: str, earlier: int | None = None
+) -> list[dict[str, Any]] | None:
+    """The runs of the change, among those tried on a recipe (`study_block`), that became the
+    current recipe, without their ``change`` key: they should be the current recipe's own
+    ``runs``, seed for seed. None when no change of that study became the recipe."""
+    block = study_block(results, model, earlier)
+    current = json.loads(json.dumps(results["models"][model]["recipe"]))
+    adopted = [
+        {k: v for k, v in r.items() if k != "change"}
+        for r in block.get("variants", [])
+        if json.loads(json.dumps(merge(block["recipe"], r["change"]))) == current
+    ]
+    return adopted or None
 
 
 def _json_object(text: str) -> dict[str, Any]:

@@ -1172,7 +1172,6 @@ def variants_table(
     change, ``set`` holds it as the nested dict given to ``--set``; ``became_recipe`` says
     whether the changed recipe is the current one."""
     block = study_block(results, model, earlier)
-    current = json.loads(json.dumps(results["models"][model]["recipe"]))
     recipe = {r["seed"]: r for r in block["runs"]}
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in block.get("variants", []):
@@ -1191,8 +1190,7 @@ def variants_table(
             "set": runs[0]["change"],
             "seeds": ", ".join(map(str, seeds)),
             "steps": ", ".join(sorted({str(r["steps"]) for r in runs})),
-            "became_recipe": json.loads(json.dumps(merge(block["recipe"], runs[0]["change"])))
-            == current,
+            "became_recipe": _makes_recipe(results, model, block["recipe"], runs[0]["change"]),
         }
         for k in metrics or METRICS[model]:
             tried = float(np.mean([r[k] for r in runs]))
@@ -1204,6 +1202,15 @@ def variants_table(
     return rows
 
 
+def _makes_recipe(
+    results: dict[str, Any], model: str, recipe: dict[str, Any], change: dict[str, Any]
+) -> bool:
+    """Whether ``recipe`` with ``change`` merged in is ``model``'s current recipe (compared as
+    JSON, where a tuple and a list are one)."""
+    current = results["models"][model]["recipe"]
+    return json.loads(json.dumps(merge(recipe, change))) == json.loads(json.dumps(current))
+
+
 def adopted_runs(
     results: dict[str, Any], model: str, earlier: int | None = None
 ) -> list[dict[str, Any]] | None:
@@ -1211,11 +1218,10 @@ def adopted_runs(
     current recipe, without their ``change`` key: they should be the current recipe's own
     ``runs``, seed for seed. None when no change of that study became the recipe."""
     block = study_block(results, model, earlier)
-    current = json.loads(json.dumps(results["models"][model]["recipe"]))
     adopted = [
         {k: v for k, v in r.items() if k != "change"}
         for r in block.get("variants", [])
-        if json.loads(json.dumps(merge(block["recipe"], r["change"]))) == current
+        if _makes_recipe(results, model, block["recipe"], r["change"])
     ]
     return adopted or None
 

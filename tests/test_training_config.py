@@ -49,11 +49,24 @@ def test_unknown_key_names_it_and_suggests(tmp_path):
         ({"loss": {"o2m_alpha": 1.3}}, r"loss.o2m_alpha must be in \[0, 1\], got 1.3"),
         ({"loss": {"o2m_topk": 0}}, r"loss.o2m_topk must be >= 1, got 0"),
         ({"loss": {"o2m_topk": 4.0}}, r"'loss.o2m_topk' must be int"),
+        ({"init": {"num_queries": 0}}, r"init.num_queries must be > 0 or null, got 0"),
+        ({"init": {"num_queries": 64.0}}, r"'init.num_queries' must be int or null"),
+        (
+            {"init": {"num_queries": 64, "checkpoint": "facebook/sam3"}},
+            r"init.num_queries sizes a model built from scratch, but init.checkpoint",
+        ),
     ],
 )
 def test_wrong_values_refused(override, match):
     with pytest.raises(ConfigError, match=match):
         load_config({"model": "sam3", **override})
+
+
+def test_num_queries_is_a_sam3_key():
+    assert load_config(model="sam3")["init"]["num_queries"] is None  # the arch's 36
+    assert load_config({"model": "sam3", "init": {"num_queries": 64}})["init"]["num_queries"] == 64
+    with pytest.raises(ConfigError, match=r"unknown key 'init.num_queries'"):
+        load_config({"model": "sam2", "init": {"num_queries": 64}})
 
 
 def test_wrong_sam2_mask_loss_size_refused():

@@ -8,6 +8,7 @@ from torchvision.ops import sigmoid_focal_loss as tv_focal
 
 from samgap_lib.models.dense import draw_dense_prompts
 from samgap_lib.training.arch import init_box_rpb_locality, sam3_config
+from samgap_lib.training.config import load_config
 from samgap_lib.training.losses import (
     box_iou_pairs,
     detr_losses,
@@ -280,6 +281,21 @@ def test_from_scratch_sam3_starts_with_sincos_positions():
     emb = model.vision_encoder.backbone.embeddings.position_embeddings
     assert emb.requires_grad
     torch.testing.assert_close(emb.detach()[0], sincos_position_grid(16, emb.shape[-1]))
+
+
+def test_from_scratch_sam3_num_queries_sets_the_reference_grid():
+    from samgap_lib.training.arch import SAM3_QUERIES, _from_scratch, build_model
+
+    cfg = load_config({"model": "sam3", "init": {"arch": "orchard-xs", "num_queries": 64}})
+    model, _ = build_model(cfg)
+    dec = model.detr_decoder
+    assert dec.reference_points.num_embeddings == 64 == model.config.detr_decoder_config.num_queries
+    ref = dec.reference_points.weight.detach().sigmoid()
+    centres = sorted({round(float(v), 4) for v in ref[:, 0]})
+    assert centres == [round((i + 0.5) / 8, 4) for i in range(8)]  # an 8 x 8 grid
+    torch.testing.assert_close(ref[:, 2:], torch.full((64, 2), 1 / 8))
+    default, _ = _from_scratch("sam3", "orchard-xs", 224, seed=0)
+    assert default.detr_decoder.reference_points.num_embeddings == SAM3_QUERIES == 36
 
 
 def _rand_boxes(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:

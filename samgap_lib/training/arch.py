@@ -19,6 +19,7 @@ import torch
 __all__ = [
     "SAM2_ARCHS",
     "SAM3_ARCHS",
+    "SAM3_QUERIES",
     "build_model",
     "sam2_config",
     "sam3_config",
@@ -30,6 +31,7 @@ __all__ = [
 
 SAM2_ARCHS = ("orchard-m", "orchard-s")
 SAM3_ARCHS = ("orchard-s", "orchard-xs")
+SAM3_QUERIES = 36  # DETR queries of the from-scratch SAM3 archs (init.num_queries: null)
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -82,7 +84,12 @@ def sam2_config(arch: str = "orchard-m", size: int = 128) -> Any:
     )
 
 
-def sam3_config(arch: str = "orchard-s", size: int = 224, vocab_size: int = 514) -> Any:
+def sam3_config(
+    arch: str = "orchard-s",
+    size: int = 224,
+    vocab_size: int = 514,
+    num_queries: int = SAM3_QUERIES,
+) -> Any:
     """``Sam3Config`` of a tiny orchard architecture at ``size`` px (patch 14).
 
     ``orchard-s``: ViT 64 x 2 layers, FPN scales [4, 2, 1, 0.5] (the model drops the last,
@@ -93,6 +100,8 @@ def sam3_config(arch: str = "orchard-s", size: int = 224, vocab_size: int = 514)
     ``orchard-xs``: the same with masks at 2x the grid (scales [2, 1, 0.5]: 32x32 at 224 px);
     an orchard-tiny training step takes about 0.7x the time (the mask decoder works per
     (image, phrase) pair at the mask resolution). Orchard-tiny SAM3 uses it.
+    ``num_queries`` replaces the 36 (``SAM3_QUERIES``); `_from_scratch` lays their reference
+    boxes on a ``ceil(sqrt(n))`` square grid.
     """
     from transformers import Sam3Config
     from transformers.models.sam3.configuration_sam3 import (
@@ -151,7 +160,7 @@ def sam3_config(arch: str = "orchard-s", size: int = 224, vocab_size: int = 514)
         geometry_encoder_config=Sam3GeometryEncoderConfig(num_layers=1, dropout=0.0, **small),
         detr_encoder_config=Sam3DETREncoderConfig(num_layers=1, dropout=0.0, **small),
         detr_decoder_config=Sam3DETRDecoderConfig(
-            num_layers=2, num_queries=36, dropout=0.0, **small
+            num_layers=2, num_queries=num_queries, dropout=0.0, **small
         ),
         mask_decoder_config=Sam3MaskDecoderConfig(
             hidden_size=hidden, num_upsampling_stages=len(scales) - 1, dropout=0.0
@@ -252,7 +261,9 @@ def _reinit(model: torch.nn.Module) -> None:
             reset()
 
 
-def _from_scratch(model_kind: str, arch: str, size: int, seed: int) -> tuple[Any, Any]:
+def _from_scratch(
+    model_kind: str, arch: str, size: int, seed: int, num_queries: int | None = None
+) -> tuple[Any, Any]:
     import transformers as tf
 
     from samgap_lib.models.tiny import byte_level_clip_tokenizer
@@ -267,7 +278,7 @@ def _from_scratch(model_kind: str, arch: str, size: int, seed: int) -> tuple[Any
             mask_size={"height": size // 4, "width": size // 4},
         )
         return model, tf.Sam2Processor(image_processor=ip)
-    model = tf.Sam3Model(sam3_config(arch, size))
+    model = tf.Sam3Model(sam3_config(arch, size, num_queries=num_queries or SAM3_QUERIES))
     _reinit(model)
     dec = model.detr_decoder
     with torch.no_grad():
@@ -315,7 +326,7 @@ def build_model(cfg: dict[str, Any]) -> tuple[Any, Any]:
                 f"init.arch {init['arch']!r} is not a {kind} architecture; choose one of {archs}."
             )
         model, processor = _from_scratch(
-            kind, init["arch"], cfg["data"]["image_size"], init["seed"]
+            kind, init["arch"], cfg["data"]["image_size"], init["seed"], init.get("num_queries")
         )
     if kind == "sam2":
         model.mask_decoder.dynamic_multimask_via_stability = False

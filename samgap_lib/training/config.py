@@ -36,6 +36,7 @@ MODELS = ("sam2", "sam3")
 # Keys whose default is null, and the types they may hold otherwise.
 _NULLABLE: dict[str, tuple[type, ...]] = {
     "init.checkpoint": (str,),
+    "init.num_queries": (int,),
     "data.root": (str,),
     "train.num_threads": (int,),
     "loss.max_matched_queries": (int,),
@@ -192,6 +193,14 @@ def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     if m is not None and m <= 0:
         raise ConfigError(f"{where}: loss.mask_loss_size must be > 0 or null, got {m}.")
     if model == "sam3":
+        q = cfg["init"]["num_queries"]
+        if q is not None and q <= 0:
+            raise ConfigError(f"{where}: init.num_queries must be > 0 or null, got {q}.")
+        if q is not None and cfg["init"]["checkpoint"]:
+            raise ConfigError(
+                f"{where}: init.num_queries sizes a model built from scratch, but init.checkpoint "
+                "brings its own queries; set one of them, not both."
+            )
         t = cfg["eval"]["nms_iou"]
         if t is not None and not 0 < t <= 1:
             raise ConfigError(f"{where}: eval.nms_iou must be in (0, 1] or null, got {t}.")

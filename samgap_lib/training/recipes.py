@@ -2,8 +2,9 @@
 scratch on the synthetic orchard, cached by a hash of the training code and config.
 
 `ensure_orchard_tiny()` returns the two checkpoint folders, training them first when the cache
-has none (about 3.5 + 7.5 minutes on 2 CPU cores). Training happens in a temporary folder renamed at
-the end, under a file lock, so an interrupted run never leaves a folder that looks finished.
+has none (SAM2 about 3.5 minutes, SAM3 7.5 to 9, on 2 CPU cores). Training happens in a
+temporary folder renamed at the end, under a file lock, so an interrupted run never leaves a
+folder that looks finished.
 
 The recipes train on the CPU in float32 on every machine, a GPU one included: that is where they
 were tuned and where the book's numbers come from (on CUDA the trainer's default would be bf16

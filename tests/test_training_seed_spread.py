@@ -14,6 +14,7 @@ from samgap_lib.training.seed_spread import (
     RESULTS,
     adopted_runs,
     describe_change,
+    first_losses,
     main,
     merge_runs,
     recipe_difference,
@@ -56,6 +57,16 @@ def test_merge_runs_joins_models_and_sorts_seeds():
 def test_merge_runs_refuses_mixed_runs(other, match):
     with pytest.raises(ValueError, match=match):
         merge_runs([_part("sam2", [0]), other])
+
+
+def test_merge_runs_keeps_the_codes_first_losses_and_refuses_other_code():
+    a, b = _part("sam3", [0]), _part("sam3", [1])
+    for part in (a, b):
+        part["models"]["sam3"]["first_losses"] = [3.0, 2.0]
+    assert merge_runs([a, b])["models"]["sam3"]["first_losses"] == [3.0, 2.0]
+    b["models"]["sam3"]["first_losses"] = [3.0, 2.5]
+    with pytest.raises(ValueError, match=r"trains the recipe to other numbers.*retrain the older"):
+        merge_runs([a, b])
 
 
 def test_spread_table_summarises_each_metric():
@@ -109,6 +120,9 @@ def test_earlier_recipes_keep_their_own_studies():
     old, new = {"a": 1, "b": {"c": 2, "d": 3}}, {"a": 1, "b": {"c": 5, "d": 3}}
     assert recipe_difference(old, new) == {"b": {"c": 2}}
     assert recipe_difference(new, new) == {}
+    grown = {"a": 1, "b": {"c": 2, "d": 3, "e": 64}}  # a key the earlier recipe left at its default
+    assert recipe_difference(old, grown) == {"b": {"e": None}}
+    assert describe_change(recipe_difference(old, grown)) == "b.e = null"
     before = _part("sam2", [0, 1], recipe=old)["models"]["sam2"]
     before["variants"] = [
         {
@@ -200,12 +214,31 @@ def test_recorded_results_match_the_current_recipes():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("model", sorted(ORCHARD_TINY))
+def test_recorded_runs_come_from_todays_training_numerics(model):
+    """The recipe's first steps on today's code give the losses recorded with its runs: a
+    change that trains the recipe to other numbers (the SAM3 loss batched at b06226a did, from
+    the first step) must come with the runs retrained, or the book compares today's checkpoint
+    with runs of other code."""
+    recorded = RESULTS["models"][model]["first_losses"]
+    assert len(recorded) == 5
+    now = first_losses(model, len(recorded))
+    assert now == pytest.approx(recorded, rel=1e-5), (
+        f"orchard-tiny {model} trains to other numbers than its recorded runs ({now} against "
+        f"{recorded}): retrain them with python -m samgap_lib.training.seed_spread "
+        f"--model {model} (seeds 0 1 2 and the --steps run), then record --first-losses."
+    )
+
+
+@pytest.mark.slow
 def test_cli_trains_and_scores_a_short_schedule(tmp_path):
     out = tmp_path / "s.json"
     args = ["--model", "sam2", "--seeds", "3", "--steps", "2", "--images", "2", "--out", str(out)]
     assert main(args) == 0
     block = json.loads(out.read_text())["models"]["sam2"]
     assert "runs" not in block and len(block["longer"]) == 1  # --steps runs are "longer" runs
+    recorded = RESULTS["models"]["sam2"]["first_losses"]  # today's code's fingerprint
+    assert block["first_losses"] == pytest.approx(recorded, rel=1e-5)
     r = block["longer"][0]
     assert r["seed"] == 3 and r["steps"] == 2 and r["train_s"] > 0
     assert all(math.isfinite(r[k]) for k in METRICS["sam2"])

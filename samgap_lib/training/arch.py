@@ -20,6 +20,7 @@ __all__ = [
     "SAM2_ARCHS",
     "SAM3_ARCHS",
     "SAM3_QUERIES",
+    "sam3_queries",
     "build_model",
     "sam2_config",
     "sam3_config",
@@ -32,6 +33,12 @@ __all__ = [
 SAM2_ARCHS = ("orchard-m", "orchard-s")
 SAM3_ARCHS = ("orchard-s", "orchard-xs")
 SAM3_QUERIES = 36  # DETR queries of the from-scratch SAM3 archs (init.num_queries: null)
+
+
+def sam3_queries(init: dict[str, Any]) -> int:
+    """How many DETR queries a SAM3 built from scratch from a config's ``init`` section has:
+    ``init.num_queries``, or ``SAM3_QUERIES`` when it is null or absent."""
+    return init.get("num_queries") or SAM3_QUERIES
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -262,7 +269,7 @@ def _reinit(model: torch.nn.Module) -> None:
 
 
 def _from_scratch(
-    model_kind: str, arch: str, size: int, seed: int, num_queries: int | None = None
+    model_kind: str, arch: str, size: int, seed: int, num_queries: int = SAM3_QUERIES
 ) -> tuple[Any, Any]:
     import transformers as tf
 
@@ -278,7 +285,7 @@ def _from_scratch(
             mask_size={"height": size // 4, "width": size // 4},
         )
         return model, tf.Sam2Processor(image_processor=ip)
-    model = tf.Sam3Model(sam3_config(arch, size, num_queries=num_queries or SAM3_QUERIES))
+    model = tf.Sam3Model(sam3_config(arch, size, num_queries=num_queries))
     _reinit(model)
     dec = model.detr_decoder
     with torch.no_grad():
@@ -326,7 +333,7 @@ def build_model(cfg: dict[str, Any]) -> tuple[Any, Any]:
                 f"init.arch {init['arch']!r} is not a {kind} architecture; choose one of {archs}."
             )
         model, processor = _from_scratch(
-            kind, init["arch"], cfg["data"]["image_size"], init["seed"], init.get("num_queries")
+            kind, init["arch"], cfg["data"]["image_size"], init["seed"], sam3_queries(init)
         )
     if kind == "sam2":
         model.mask_decoder.dynamic_multimask_via_stability = False

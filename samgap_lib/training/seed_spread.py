@@ -11,7 +11,10 @@ tried, kept apart as ``variants`` and compared seed by seed with the recipe (`va
 `RESULTS` holds the numbers of the last run, with the command that produced them; chapter 4
 reads it, `spread_table` summarises the seeds and `variants_table` the changes. When a change
 becomes the recipe, the recipe it replaced keeps its runs and the changes tried on it under
-``earlier`` (`study_block`), each change still compared with the recipe it changed.
+``earlier`` (`study_block`), each change still compared with the recipe it changed. Each
+model's runs are stored with `first_losses`, the recipe's loss at its first steps on the code
+that trained them: a test retrains those steps, so that a code change that trains the recipe to
+other numbers cannot leave the book comparing today's checkpoints with runs of other code.
 
 Run it (one process per model and seed; about 5 minutes per SAM2 seed and 10 per SAM3 seed on
 one thread)::
@@ -21,6 +24,7 @@ one thread)::
     OMP_NUM_THREADS=1 python -m samgap_lib.training.seed_spread --model sam3 --seeds 0 1 \
         --set '{"optim": {"lr": 0.002}}' --out v.json
     python -m samgap_lib.training.seed_spread --merge s0.json s1.json ... l.json v.json --out all.json
+    OMP_NUM_THREADS=1 python -m samgap_lib.training.seed_spread --model sam3 --first-losses
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ __all__ = [
     "METRICS",
     "RESULTS",
     "run_seed",
+    "first_losses",
     "variant_config",
     "merge_runs",
     "study_block",
@@ -75,10 +80,11 @@ METRICS: dict[str, list[str]] = {
 # Filled in from `python -m samgap_lib.training.seed_spread` (see RESULTS["command"]).
 # The recipe copies name train.device "cpu" and train.precision "fp32" since orchard-tiny pins
 # them; the runs were made on the CPU in float32 ("auto" there), so their numbers stand.
-# The SAM3 recipe's runs and longer run were retrained at commit 4c7be6f: the first ones came
-# from code before b06226a (the batched loss), which trains the same recipe to other numbers
-# (its loss differs from the first step); every SAM3 variant was trained with today's code, whose
-# first 300 steps are identical at b06226a and 4c7be6f.
+# The 36-query SAM3 recipe's runs and longer run (now earlier[0]) were retrained at commit
+# 4c7be6f: the first ones came from code before b06226a (the batched loss), which trains the
+# same recipe to other numbers (its loss differs from the first step); every SAM3 variant was
+# trained after b06226a, whose first 300 steps are identical to 4c7be6f's. Since then each
+# model's first_losses guard against that (test_recorded_runs_come_from_todays_training_numerics).
 RESULTS: dict[str, Any] = {
     "command": "OMP_NUM_THREADS=1 python -m samgap_lib.training.seed_spread --model M --seeds S "
     "[--steps N | --set CHANGE] (one process per model and seed), joined with --merge",
@@ -122,6 +128,9 @@ RESULTS: dict[str, Any] = {
                 },
             },
             "torch_threads": 1,
+            # the recipe's total loss at its first 5 steps (seed 0, 1 thread) on the code that
+            # trained these runs: test_recorded_runs_come_from_todays_training_numerics
+            "first_losses": [22.571313, 22.546279, 22.447278, 22.314312, 22.057378],
             # the same three runs as the earlier recipe's variant that became this recipe
             "runs": [
                 {
@@ -616,7 +625,7 @@ RESULTS: dict[str, Any] = {
         },
         "sam3": {
             "recipe": {
-                "init": {"arch": "orchard-xs", "seed": 0},
+                "init": {"arch": "orchard-xs", "seed": 0, "num_queries": 64},
                 "data": {
                     "n_train": 1200,
                     "n_val": 0,
@@ -629,7 +638,7 @@ RESULTS: dict[str, Any] = {
                     "segmentation": True,
                     "class_loss": "iabce",
                     "class": 20.0,
-                    "pos_weight": 20.0,
+                    "pos_weight": 10.0,
                     "class_on_negatives": False,
                     "bbox": 5.0,
                     "giou": 2.0,
@@ -668,414 +677,12 @@ RESULTS: dict[str, Any] = {
                 },
             },
             "torch_threads": 1,
+            # the recipe's total loss at its first 5 steps (seed 0, 1 thread) on the code that
+            # trained these runs: test_recorded_runs_come_from_todays_training_numerics
+            "first_losses": [55.713657, 51.745316, 56.825073, 45.731712, 45.126488],
+            # the same three runs as the earlier recipe's variant that became this recipe
             "runs": [
                 {
-                    "seed": 0,
-                    "steps": 2400,
-                    "train_s": 620.2,
-                    "recall[ripe apple]": 0.5565,
-                    "precision[ripe apple]": 0.7841,
-                    "recall[unripe apple]": 0.4239,
-                    "precision[unripe apple]": 0.661,
-                    "recall[apple]": 0.4325,
-                    "precision[apple]": 0.7764,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.2146,
-                },
-                {
-                    "seed": 1,
-                    "steps": 2400,
-                    "train_s": 622.1,
-                    "recall[ripe apple]": 0.6129,
-                    "precision[ripe apple]": 0.7037,
-                    "recall[unripe apple]": 0.3587,
-                    "precision[unripe apple]": 0.5893,
-                    "recall[apple]": 0.4913,
-                    "precision[apple]": 0.6927,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.2306,
-                },
-                {
-                    "seed": 2,
-                    "steps": 2400,
-                    "train_s": 540.8,
-                    "recall[ripe apple]": 0.5726,
-                    "precision[ripe apple]": 0.7553,
-                    "recall[unripe apple]": 0.5109,
-                    "precision[unripe apple]": 0.5949,
-                    "recall[apple]": 0.4602,
-                    "precision[apple]": 0.7228,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.2026,
-                },
-            ],
-            "longer": [
-                {
-                    "seed": 0,
-                    "steps": 4800,
-                    "train_s": 1108.4,
-                    "recall[ripe apple]": 0.5968,
-                    "precision[ripe apple]": 0.7551,
-                    "recall[unripe apple]": 0.5326,
-                    "precision[unripe apple]": 0.5976,
-                    "recall[apple]": 0.5536,
-                    "precision[apple]": 0.7339,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.2905,
-                },
-            ],
-            # recipe changes tried (--set), each on seeds the recipe was run on
-            "variants": [
-                {
-                    "change": {
-                        "data": {"image_size": 280},
-                        "loss": {"mask_loss_size": 140},
-                        "train": {"steps": 1600},
-                    },
-                    "seed": 0,
-                    "steps": 1600,
-                    "train_s": 712.6,
-                    "recall[ripe apple]": 0.5484,
-                    "precision[ripe apple]": 0.7473,
-                    "recall[unripe apple]": 0.4348,
-                    "precision[unripe apple]": 0.4545,
-                    "recall[apple]": 0.4187,
-                    "precision[apple]": 0.6368,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.1979,
-                },
-                {
-                    "change": {"data": {"image_size": 280}, "loss": {"mask_loss_size": 140}},
-                    "seed": 0,
-                    "steps": 2400,
-                    "train_s": 1289.2,
-                    "recall[ripe apple]": 0.5726,
-                    "precision[ripe apple]": 0.7978,
-                    "recall[unripe apple]": 0.4783,
-                    "precision[unripe apple]": 0.6984,
-                    "recall[apple]": 0.4706,
-                    "precision[apple]": 0.7556,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.2491,
-                },
-                {
-                    "change": {"data": {"image_size": 280}, "loss": {"mask_loss_size": 140}},
-                    "seed": 1,
-                    "steps": 2400,
-                    "train_s": 1108.5,
-                    "recall[ripe apple]": 0.629,
-                    "precision[ripe apple]": 0.7429,
-                    "recall[unripe apple]": 0.5109,
-                    "precision[unripe apple]": 0.7015,
-                    "recall[apple]": 0.5571,
-                    "precision[apple]": 0.763,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.2908,
-                },
-                {
-                    "change": {"data": {"image_size": 336}, "loss": {"mask_loss_size": 168}},
-                    "seed": 0,
-                    "steps": 2400,
-                    "train_s": 1727.2,
-                    "recall[ripe apple]": 0.6694,
-                    "precision[ripe apple]": 0.8218,
-                    "recall[unripe apple]": 0.5109,
-                    "precision[unripe apple]": 0.7231,
-                    "recall[apple]": 0.5502,
-                    "precision[apple]": 0.7681,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.2956,
-                },
-                {
-                    "change": {"data": {"n_train": 4800}},
-                    "seed": 0,
-                    "steps": 2400,
-                    "train_s": 924.1,
-                    "recall[ripe apple]": 0.4758,
-                    "precision[ripe apple]": 0.6146,
-                    "recall[unripe apple]": 0.4457,
-                    "precision[unripe apple]": 0.5125,
-                    "recall[apple]": 0.4048,
-                    "precision[apple]": 0.5879,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.1722,
-                },
-                {
-                    "change": {"data": {"n_train": 4800}},
-                    "seed": 1,
-                    "steps": 2400,
-                    "train_s": 945.8,
-                    "recall[ripe apple]": 0.5242,
-                    "precision[ripe apple]": 0.6842,
-                    "recall[unripe apple]": 0.4565,
-                    "precision[unripe apple]": 0.6774,
-                    "recall[apple]": 0.4567,
-                    "precision[apple]": 0.6911,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.2138,
-                },
-                {
-                    "change": {"loss": {"o2m_weight": 2.0}},
-                    "seed": 0,
-                    "steps": 2400,
-                    "train_s": 1912.3,
-                    "recall[ripe apple]": 0.5161,
-                    "precision[ripe apple]": 0.6957,
-                    "recall[unripe apple]": 0.4022,
-                    "precision[unripe apple]": 0.4805,
-                    "recall[apple]": 0.4187,
-                    "precision[apple]": 0.5762,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.159,
-                },
-                {
-                    "change": {"loss": {"o2m_weight": 2.0}},
-                    "seed": 1,
-                    "steps": 2400,
-                    "train_s": 1929.6,
-                    "recall[ripe apple]": 0.5887,
-                    "precision[ripe apple]": 0.7087,
-                    "recall[unripe apple]": 0.4022,
-                    "precision[unripe apple]": 0.6727,
-                    "recall[apple]": 0.4464,
-                    "precision[apple]": 0.6515,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.2167,
-                },
-                {
-                    "change": {"optim": {"betas": [0.9, 0.95]}},
-                    "seed": 0,
-                    "steps": 2400,
-                    "train_s": 798.1,
-                    "recall[ripe apple]": 0.5484,
-                    "precision[ripe apple]": 0.7556,
-                    "recall[unripe apple]": 0.4674,
-                    "precision[unripe apple]": 0.589,
-                    "recall[apple]": 0.4394,
-                    "precision[apple]": 0.6828,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.179,
-                },
-                {
-                    "change": {"optim": {"lr": 0.002}},
-                    "seed": 0,
-                    "steps": 2400,
-                    "train_s": 830.8,
-                    "recall[ripe apple]": 0.5242,
-                    "precision[ripe apple]": 0.8333,
-                    "recall[unripe apple]": 0.3804,
-                    "precision[unripe apple]": 0.5932,
-                    "recall[apple]": 0.3875,
-                    "precision[apple]": 0.7273,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.1601,
-                },
-                {
-                    "change": {"train": {"batch_images": 2, "steps": 3600}},
-                    "seed": 0,
-                    "steps": 3600,
-                    "train_s": 737.3,
-                    "recall[ripe apple]": 0.5,
-                    "precision[ripe apple]": 0.6966,
-                    "recall[unripe apple]": 0.3261,
-                    "precision[unripe apple]": 0.4839,
-                    "recall[apple]": 0.3495,
-                    "precision[apple]": 0.558,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.1205,
-                },
-                {
-                    "change": {"train": {"batch_images": 2, "steps": 3600}},
-                    "seed": 1,
-                    "steps": 3600,
-                    "train_s": 738.1,
-                    "recall[ripe apple]": 0.5,
-                    "precision[ripe apple]": 0.5688,
-                    "recall[unripe apple]": 0.413,
-                    "precision[unripe apple]": 0.5672,
-                    "recall[apple]": 0.391,
-                    "precision[apple]": 0.5825,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.1799,
-                },
-                {
-                    "change": {"loss": {"presence": 20.0}},
-                    "seed": 0,
-                    "steps": 2400,
-                    "train_s": 606.3,
-                    "recall[ripe apple]": 0.3548,
-                    "precision[ripe apple]": 0.5641,
-                    "recall[unripe apple]": 0.3043,
-                    "precision[unripe apple]": 0.4746,
-                    "recall[apple]": 0.2422,
-                    "precision[apple]": 0.4861,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.0973,
-                },
-                {
-                    "change": {"loss": {"presence": 20.0}},
-                    "seed": 1,
-                    "steps": 2400,
-                    "train_s": 618.4,
-                    "recall[ripe apple]": 0.3952,
-                    "precision[ripe apple]": 0.5632,
-                    "recall[unripe apple]": 0.2717,
-                    "precision[unripe apple]": 0.4717,
-                    "recall[apple]": 0.2872,
-                    "precision[apple]": 0.497,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.1058,
-                },
-                {
-                    "change": {"loss": {"mask_loss_size": 224}},
-                    "seed": 0,
-                    "steps": 2400,
-                    "train_s": 799.0,
-                    "recall[ripe apple]": 0.5403,
-                    "precision[ripe apple]": 0.7614,
-                    "recall[unripe apple]": 0.3587,
-                    "precision[unripe apple]": 0.6875,
-                    "recall[apple]": 0.3875,
-                    "precision[apple]": 0.6871,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.1955,
-                },
-                {
-                    "change": {"loss": {"mask_loss_size": 224}},
-                    "seed": 1,
-                    "steps": 2400,
-                    "train_s": 757.4,
-                    "recall[ripe apple]": 0.5887,
-                    "precision[ripe apple]": 0.6887,
-                    "recall[unripe apple]": 0.4239,
-                    "precision[unripe apple]": 0.629,
-                    "recall[apple]": 0.4671,
-                    "precision[apple]": 0.6853,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.2264,
-                },
-                {
-                    "change": {"init": {"num_queries": 64}},
-                    "seed": 0,
-                    "steps": 2400,
-                    "train_s": 695.5,
-                    "recall[ripe apple]": 0.5645,
-                    "precision[ripe apple]": 0.7955,
-                    "recall[unripe apple]": 0.4783,
-                    "precision[unripe apple]": 0.6286,
-                    "recall[apple]": 0.4913,
-                    "precision[apple]": 0.7717,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.2231,
-                },
-                {
-                    "change": {"init": {"num_queries": 64}},
-                    "seed": 1,
-                    "steps": 2400,
-                    "train_s": 777.9,
-                    "recall[ripe apple]": 0.629,
-                    "precision[ripe apple]": 0.6446,
-                    "recall[unripe apple]": 0.587,
-                    "precision[unripe apple]": 0.4779,
-                    "recall[apple]": 0.5779,
-                    "precision[apple]": 0.6278,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.2103,
-                },
-                {
-                    "change": {"init": {"num_queries": 64}},
-                    "seed": 2,
-                    "steps": 2400,
-                    "train_s": 699.8,
-                    "recall[ripe apple]": 0.6129,
-                    "precision[ripe apple]": 0.7525,
-                    "recall[unripe apple]": 0.4565,
-                    "precision[unripe apple]": 0.525,
-                    "recall[apple]": 0.5225,
-                    "precision[apple]": 0.6991,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.2077,
-                },
-                {
-                    "change": {"init": {"num_queries": 64}, "train": {"steps": 2050}},
-                    "seed": 0,
-                    "steps": 2050,
-                    "train_s": 634.2,
-                    "recall[ripe apple]": 0.6048,
-                    "precision[ripe apple]": 0.6,
-                    "recall[unripe apple]": 0.5435,
-                    "precision[unripe apple]": 0.5208,
-                    "recall[apple]": 0.564,
-                    "precision[apple]": 0.6763,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.2166,
-                },
-                {
-                    "change": {"init": {"num_queries": 64}, "train": {"steps": 2050}},
-                    "seed": 1,
-                    "steps": 2050,
-                    "train_s": 629.8,
-                    "recall[ripe apple]": 0.5726,
-                    "precision[ripe apple]": 0.6339,
-                    "recall[unripe apple]": 0.4239,
-                    "precision[unripe apple]": 0.5342,
-                    "recall[apple]": 0.4844,
-                    "precision[apple]": 0.6061,
-                    "selectivity[ripe apple]": 1.0,
-                    "selectivity[unripe apple]": 1.0,
-                    "det_per_image[pear]": 0.0,
-                    "cgF1": 0.1818,
-                },
-                {
-                    "change": {"init": {"num_queries": 64}, "loss": {"pos_weight": 10.0}},
                     "seed": 0,
                     "steps": 2400,
                     "train_s": 720.3,
@@ -1091,7 +698,6 @@ RESULTS: dict[str, Any] = {
                     "cgF1": 0.2416,
                 },
                 {
-                    "change": {"init": {"num_queries": 64}, "loss": {"pos_weight": 10.0}},
                     "seed": 1,
                     "steps": 2400,
                     "train_s": 675.3,
@@ -1106,6 +712,561 @@ RESULTS: dict[str, Any] = {
                     "det_per_image[pear]": 0.0,
                     "cgF1": 0.2514,
                 },
+                {
+                    "seed": 2,
+                    "steps": 2400,
+                    "train_s": 638.4,
+                    "recall[ripe apple]": 0.6129,
+                    "precision[ripe apple]": 0.7308,
+                    "recall[unripe apple]": 0.4348,
+                    "precision[unripe apple]": 0.6154,
+                    "recall[apple]": 0.4879,
+                    "precision[apple]": 0.8057,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.2108,
+                },
+            ],
+            "longer": [
+                {
+                    "seed": 0,
+                    "steps": 4800,
+                    "train_s": 1248.3,
+                    "recall[ripe apple]": 0.6694,
+                    "precision[ripe apple]": 0.8218,
+                    "recall[unripe apple]": 0.6087,
+                    "precision[unripe apple]": 0.6588,
+                    "recall[apple]": 0.6055,
+                    "precision[apple]": 0.7447,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.3547,
+                }
+            ],
+            "variants": [],
+            # the recipes before this one, with the studies run on them
+            "earlier": [
+                {
+                    "recipe": {
+                        "init": {"arch": "orchard-xs", "seed": 0},
+                        "data": {
+                            "n_train": 1200,
+                            "n_val": 0,
+                            "image_size": 224,
+                            "seed": 0,
+                            "ripeness_mix": True,
+                            "phrases_per_image": 4,
+                        },
+                        "loss": {
+                            "segmentation": True,
+                            "class_loss": "iabce",
+                            "class": 20.0,
+                            "pos_weight": 20.0,
+                            "class_on_negatives": False,
+                            "bbox": 5.0,
+                            "giou": 2.0,
+                            "presence": 5.0,
+                            "mask_focal": 200.0,
+                            "mask_dice": 10.0,
+                            "semantic": 1.0,
+                            "semantic_on_negatives": False,
+                            "mask_loss_size": 112,
+                            "aux": True,
+                            "match_mask": 2.0,
+                            "o2m_weight": 0.0,
+                        },
+                        "optim": {
+                            "lr": 0.001,
+                            "weight_decay": 0.01,
+                            "warmup_steps": 50,
+                            "grad_clip": 10.0,
+                            "layer_decay": 1.0,
+                            "lr_mult": {"vision": 1.0, "text": 1.0, "detector": 1.0},
+                        },
+                        "train": {
+                            "steps": 2400,
+                            "batch_images": 4,
+                            "eval_every": 0,
+                            "checkpoint_every": 200,
+                            "log_every": 20,
+                            "seed": 0,
+                            "device": "cpu",
+                            "precision": "fp32",
+                        },
+                        "eval": {
+                            "phrases": ["ripe apple", "unripe apple", "apple", "pear", "leaf"],
+                            "mask_in_box": True,
+                            "nms_iou": 0.5,
+                        },
+                    },
+                    "torch_threads": 1,
+                    "runs": [
+                        {
+                            "seed": 0,
+                            "steps": 2400,
+                            "train_s": 620.2,
+                            "recall[ripe apple]": 0.5565,
+                            "precision[ripe apple]": 0.7841,
+                            "recall[unripe apple]": 0.4239,
+                            "precision[unripe apple]": 0.661,
+                            "recall[apple]": 0.4325,
+                            "precision[apple]": 0.7764,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2146,
+                        },
+                        {
+                            "seed": 1,
+                            "steps": 2400,
+                            "train_s": 622.1,
+                            "recall[ripe apple]": 0.6129,
+                            "precision[ripe apple]": 0.7037,
+                            "recall[unripe apple]": 0.3587,
+                            "precision[unripe apple]": 0.5893,
+                            "recall[apple]": 0.4913,
+                            "precision[apple]": 0.6927,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2306,
+                        },
+                        {
+                            "seed": 2,
+                            "steps": 2400,
+                            "train_s": 540.8,
+                            "recall[ripe apple]": 0.5726,
+                            "precision[ripe apple]": 0.7553,
+                            "recall[unripe apple]": 0.5109,
+                            "precision[unripe apple]": 0.5949,
+                            "recall[apple]": 0.4602,
+                            "precision[apple]": 0.7228,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2026,
+                        },
+                    ],
+                    "longer": [
+                        {
+                            "seed": 0,
+                            "steps": 4800,
+                            "train_s": 1108.4,
+                            "recall[ripe apple]": 0.5968,
+                            "precision[ripe apple]": 0.7551,
+                            "recall[unripe apple]": 0.5326,
+                            "precision[unripe apple]": 0.5976,
+                            "recall[apple]": 0.5536,
+                            "precision[apple]": 0.7339,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2905,
+                        }
+                    ],
+                    # recipe changes tried (--set), each on seeds the recipe was run on
+                    "variants": [
+                        {
+                            "change": {
+                                "data": {"image_size": 280},
+                                "loss": {"mask_loss_size": 140},
+                                "train": {"steps": 1600},
+                            },
+                            "seed": 0,
+                            "steps": 1600,
+                            "train_s": 712.6,
+                            "recall[ripe apple]": 0.5484,
+                            "precision[ripe apple]": 0.7473,
+                            "recall[unripe apple]": 0.4348,
+                            "precision[unripe apple]": 0.4545,
+                            "recall[apple]": 0.4187,
+                            "precision[apple]": 0.6368,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.1979,
+                        },
+                        {
+                            "change": {
+                                "data": {"image_size": 280},
+                                "loss": {"mask_loss_size": 140},
+                            },
+                            "seed": 0,
+                            "steps": 2400,
+                            "train_s": 1289.2,
+                            "recall[ripe apple]": 0.5726,
+                            "precision[ripe apple]": 0.7978,
+                            "recall[unripe apple]": 0.4783,
+                            "precision[unripe apple]": 0.6984,
+                            "recall[apple]": 0.4706,
+                            "precision[apple]": 0.7556,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2491,
+                        },
+                        {
+                            "change": {
+                                "data": {"image_size": 280},
+                                "loss": {"mask_loss_size": 140},
+                            },
+                            "seed": 1,
+                            "steps": 2400,
+                            "train_s": 1108.5,
+                            "recall[ripe apple]": 0.629,
+                            "precision[ripe apple]": 0.7429,
+                            "recall[unripe apple]": 0.5109,
+                            "precision[unripe apple]": 0.7015,
+                            "recall[apple]": 0.5571,
+                            "precision[apple]": 0.763,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2908,
+                        },
+                        {
+                            "change": {
+                                "data": {"image_size": 336},
+                                "loss": {"mask_loss_size": 168},
+                            },
+                            "seed": 0,
+                            "steps": 2400,
+                            "train_s": 1727.2,
+                            "recall[ripe apple]": 0.6694,
+                            "precision[ripe apple]": 0.8218,
+                            "recall[unripe apple]": 0.5109,
+                            "precision[unripe apple]": 0.7231,
+                            "recall[apple]": 0.5502,
+                            "precision[apple]": 0.7681,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2956,
+                        },
+                        {
+                            "change": {"data": {"n_train": 4800}},
+                            "seed": 0,
+                            "steps": 2400,
+                            "train_s": 924.1,
+                            "recall[ripe apple]": 0.4758,
+                            "precision[ripe apple]": 0.6146,
+                            "recall[unripe apple]": 0.4457,
+                            "precision[unripe apple]": 0.5125,
+                            "recall[apple]": 0.4048,
+                            "precision[apple]": 0.5879,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.1722,
+                        },
+                        {
+                            "change": {"data": {"n_train": 4800}},
+                            "seed": 1,
+                            "steps": 2400,
+                            "train_s": 945.8,
+                            "recall[ripe apple]": 0.5242,
+                            "precision[ripe apple]": 0.6842,
+                            "recall[unripe apple]": 0.4565,
+                            "precision[unripe apple]": 0.6774,
+                            "recall[apple]": 0.4567,
+                            "precision[apple]": 0.6911,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2138,
+                        },
+                        {
+                            "change": {"loss": {"o2m_weight": 2.0}},
+                            "seed": 0,
+                            "steps": 2400,
+                            "train_s": 1912.3,
+                            "recall[ripe apple]": 0.5161,
+                            "precision[ripe apple]": 0.6957,
+                            "recall[unripe apple]": 0.4022,
+                            "precision[unripe apple]": 0.4805,
+                            "recall[apple]": 0.4187,
+                            "precision[apple]": 0.5762,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.159,
+                        },
+                        {
+                            "change": {"loss": {"o2m_weight": 2.0}},
+                            "seed": 1,
+                            "steps": 2400,
+                            "train_s": 1929.6,
+                            "recall[ripe apple]": 0.5887,
+                            "precision[ripe apple]": 0.7087,
+                            "recall[unripe apple]": 0.4022,
+                            "precision[unripe apple]": 0.6727,
+                            "recall[apple]": 0.4464,
+                            "precision[apple]": 0.6515,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2167,
+                        },
+                        {
+                            "change": {"optim": {"betas": [0.9, 0.95]}},
+                            "seed": 0,
+                            "steps": 2400,
+                            "train_s": 798.1,
+                            "recall[ripe apple]": 0.5484,
+                            "precision[ripe apple]": 0.7556,
+                            "recall[unripe apple]": 0.4674,
+                            "precision[unripe apple]": 0.589,
+                            "recall[apple]": 0.4394,
+                            "precision[apple]": 0.6828,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.179,
+                        },
+                        {
+                            "change": {"optim": {"lr": 0.002}},
+                            "seed": 0,
+                            "steps": 2400,
+                            "train_s": 830.8,
+                            "recall[ripe apple]": 0.5242,
+                            "precision[ripe apple]": 0.8333,
+                            "recall[unripe apple]": 0.3804,
+                            "precision[unripe apple]": 0.5932,
+                            "recall[apple]": 0.3875,
+                            "precision[apple]": 0.7273,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.1601,
+                        },
+                        {
+                            "change": {"train": {"batch_images": 2, "steps": 3600}},
+                            "seed": 0,
+                            "steps": 3600,
+                            "train_s": 737.3,
+                            "recall[ripe apple]": 0.5,
+                            "precision[ripe apple]": 0.6966,
+                            "recall[unripe apple]": 0.3261,
+                            "precision[unripe apple]": 0.4839,
+                            "recall[apple]": 0.3495,
+                            "precision[apple]": 0.558,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.1205,
+                        },
+                        {
+                            "change": {"train": {"batch_images": 2, "steps": 3600}},
+                            "seed": 1,
+                            "steps": 3600,
+                            "train_s": 738.1,
+                            "recall[ripe apple]": 0.5,
+                            "precision[ripe apple]": 0.5688,
+                            "recall[unripe apple]": 0.413,
+                            "precision[unripe apple]": 0.5672,
+                            "recall[apple]": 0.391,
+                            "precision[apple]": 0.5825,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.1799,
+                        },
+                        {
+                            "change": {"loss": {"presence": 20.0}},
+                            "seed": 0,
+                            "steps": 2400,
+                            "train_s": 606.3,
+                            "recall[ripe apple]": 0.3548,
+                            "precision[ripe apple]": 0.5641,
+                            "recall[unripe apple]": 0.3043,
+                            "precision[unripe apple]": 0.4746,
+                            "recall[apple]": 0.2422,
+                            "precision[apple]": 0.4861,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.0973,
+                        },
+                        {
+                            "change": {"loss": {"presence": 20.0}},
+                            "seed": 1,
+                            "steps": 2400,
+                            "train_s": 618.4,
+                            "recall[ripe apple]": 0.3952,
+                            "precision[ripe apple]": 0.5632,
+                            "recall[unripe apple]": 0.2717,
+                            "precision[unripe apple]": 0.4717,
+                            "recall[apple]": 0.2872,
+                            "precision[apple]": 0.497,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.1058,
+                        },
+                        {
+                            "change": {"loss": {"mask_loss_size": 224}},
+                            "seed": 0,
+                            "steps": 2400,
+                            "train_s": 799.0,
+                            "recall[ripe apple]": 0.5403,
+                            "precision[ripe apple]": 0.7614,
+                            "recall[unripe apple]": 0.3587,
+                            "precision[unripe apple]": 0.6875,
+                            "recall[apple]": 0.3875,
+                            "precision[apple]": 0.6871,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.1955,
+                        },
+                        {
+                            "change": {"loss": {"mask_loss_size": 224}},
+                            "seed": 1,
+                            "steps": 2400,
+                            "train_s": 757.4,
+                            "recall[ripe apple]": 0.5887,
+                            "precision[ripe apple]": 0.6887,
+                            "recall[unripe apple]": 0.4239,
+                            "precision[unripe apple]": 0.629,
+                            "recall[apple]": 0.4671,
+                            "precision[apple]": 0.6853,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2264,
+                        },
+                        {
+                            "change": {"init": {"num_queries": 64}},
+                            "seed": 0,
+                            "steps": 2400,
+                            "train_s": 695.5,
+                            "recall[ripe apple]": 0.5645,
+                            "precision[ripe apple]": 0.7955,
+                            "recall[unripe apple]": 0.4783,
+                            "precision[unripe apple]": 0.6286,
+                            "recall[apple]": 0.4913,
+                            "precision[apple]": 0.7717,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2231,
+                        },
+                        {
+                            "change": {"init": {"num_queries": 64}},
+                            "seed": 1,
+                            "steps": 2400,
+                            "train_s": 777.9,
+                            "recall[ripe apple]": 0.629,
+                            "precision[ripe apple]": 0.6446,
+                            "recall[unripe apple]": 0.587,
+                            "precision[unripe apple]": 0.4779,
+                            "recall[apple]": 0.5779,
+                            "precision[apple]": 0.6278,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2103,
+                        },
+                        {
+                            "change": {"init": {"num_queries": 64}},
+                            "seed": 2,
+                            "steps": 2400,
+                            "train_s": 699.8,
+                            "recall[ripe apple]": 0.6129,
+                            "precision[ripe apple]": 0.7525,
+                            "recall[unripe apple]": 0.4565,
+                            "precision[unripe apple]": 0.525,
+                            "recall[apple]": 0.5225,
+                            "precision[apple]": 0.6991,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2077,
+                        },
+                        {
+                            "change": {"init": {"num_queries": 64}, "train": {"steps": 2050}},
+                            "seed": 0,
+                            "steps": 2050,
+                            "train_s": 634.2,
+                            "recall[ripe apple]": 0.6048,
+                            "precision[ripe apple]": 0.6,
+                            "recall[unripe apple]": 0.5435,
+                            "precision[unripe apple]": 0.5208,
+                            "recall[apple]": 0.564,
+                            "precision[apple]": 0.6763,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2166,
+                        },
+                        {
+                            "change": {"init": {"num_queries": 64}, "train": {"steps": 2050}},
+                            "seed": 1,
+                            "steps": 2050,
+                            "train_s": 629.8,
+                            "recall[ripe apple]": 0.5726,
+                            "precision[ripe apple]": 0.6339,
+                            "recall[unripe apple]": 0.4239,
+                            "precision[unripe apple]": 0.5342,
+                            "recall[apple]": 0.4844,
+                            "precision[apple]": 0.6061,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.1818,
+                        },
+                        {
+                            "change": {"init": {"num_queries": 64}, "loss": {"pos_weight": 10.0}},
+                            "seed": 0,
+                            "steps": 2400,
+                            "train_s": 720.3,
+                            "recall[ripe apple]": 0.6048,
+                            "precision[ripe apple]": 0.7895,
+                            "recall[unripe apple]": 0.4457,
+                            "precision[unripe apple]": 0.6949,
+                            "recall[apple]": 0.5121,
+                            "precision[apple]": 0.7914,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2416,
+                        },
+                        {
+                            "change": {"init": {"num_queries": 64}, "loss": {"pos_weight": 10.0}},
+                            "seed": 1,
+                            "steps": 2400,
+                            "train_s": 675.3,
+                            "recall[ripe apple]": 0.621,
+                            "precision[ripe apple]": 0.7778,
+                            "recall[unripe apple]": 0.5217,
+                            "precision[unripe apple]": 0.6,
+                            "recall[apple]": 0.5536,
+                            "precision[apple]": 0.7442,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2514,
+                        },
+                        {
+                            "change": {"init": {"num_queries": 64}, "loss": {"pos_weight": 10.0}},
+                            "seed": 2,
+                            "steps": 2400,
+                            "train_s": 638.4,
+                            "recall[ripe apple]": 0.6129,
+                            "precision[ripe apple]": 0.7308,
+                            "recall[unripe apple]": 0.4348,
+                            "precision[unripe apple]": 0.6154,
+                            "recall[apple]": 0.4879,
+                            "precision[apple]": 0.8057,
+                            "selectivity[ripe apple]": 1.0,
+                            "selectivity[unripe apple]": 1.0,
+                            "det_per_image[pear]": 0.0,
+                            "cgF1": 0.2108,
+                        },
+                    ],
+                }
             ],
         },
     },
@@ -1175,14 +1336,47 @@ def run_seed(
     }
 
 
+class _Enough(Exception):
+    pass
+
+
+def first_losses(model: str, n: int = 5) -> list[float]:
+    """The total training loss of the orchard-tiny ``model`` recipe (seed 0, one torch thread)
+    at each of its first ``n`` steps, on the recipe's own schedule: a fingerprint of the
+    training numerics (data, initialisation, prompts, loss, optimiser).
+
+    `RESULTS` records it next to each model's runs (``first_losses``), measured on the code
+    that trained them. A code change that moves it trains the recipe to other numbers, so the
+    recorded runs no longer describe today's recipe: retrain them (``--seeds 0 1 2`` and the
+    ``--steps`` run) and record the new fingerprint with ``--first-losses``."""
+    from .trainer import train
+
+    losses: list[float] = []
+
+    def on_step(step: int, rec: dict[str, Any]) -> None:
+        losses.append(round(float(rec["loss/loss"]), 6))
+        if step >= n:
+            raise _Enough
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = variant_config(model, 0, Path(tmp) / "run", num_threads=1)
+        cfg = merge(cfg, {"train": {"log_every": 1, "checkpoint_every": 0, "progress": False}})
+        try:
+            train(load_config(cfg, model=model), on_step=on_step)
+        except _Enough:
+            pass
+    return losses
+
+
 def _change_key(change: dict[str, Any]) -> str:
     return json.dumps(change, sort_keys=True)
 
 
 def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Join the outputs of several ``--model/--seeds`` runs into one `RESULTS`-shaped dict:
-    per model the recipe's ``runs``, the ``longer`` runs made with ``--steps`` and the
-    ``variants`` made with ``--set``."""
+    per model the recipe's ``runs``, the ``longer`` runs made with ``--steps``, the
+    ``variants`` made with ``--set``, and the ``first_losses`` of the code that trained them
+    (`first_losses`; parts recorded on code that trains to other numbers are refused)."""
     out: dict[str, Any] = {"models": {}}
     for p in parts:
         for model, block in p["models"].items():
@@ -1191,6 +1385,7 @@ def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
                 {
                     "recipe": block["recipe"],
                     "torch_threads": block["torch_threads"],
+                    "first_losses": block.get("first_losses"),
                     "runs": [],
                     "longer": [],
                     "variants": [],
@@ -1200,6 +1395,12 @@ def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
                 raise ValueError(
                     f"{model}: the runs to merge used different recipes or thread counts; "
                     "rerun them on one recipe with one OMP_NUM_THREADS."
+                )
+            if have["first_losses"] != block.get("first_losses"):
+                raise ValueError(
+                    f"{model}: the runs to merge were trained by code that trains the recipe to "
+                    f"other numbers (first_losses {have['first_losses']} against "
+                    f"{block.get('first_losses')}); retrain the older ones on today's code."
                 )
             for key in ("runs", "longer", "variants"):
                 have[key] += block.get(key, [])
@@ -1235,10 +1436,10 @@ def study_block(results: dict[str, Any], model: str, earlier: int | None = None)
 def recipe_difference(recipe: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     """The settings of ``recipe`` that ``other`` sets differently, as a nested dict of
     ``recipe``'s values (`describe_change` names them): how an earlier recipe differs from the
-    current one."""
+    current one. A setting only ``other`` names is None in ``recipe`` (left at its default)."""
     out: dict[str, Any] = {}
-    for k, v in recipe.items():
-        w = other.get(k)
+    for k in [*recipe, *(k for k in other if k not in recipe)]:
+        v, w = recipe.get(k), other.get(k)
         if isinstance(v, dict) and isinstance(w, dict):
             sub = recipe_difference(v, w)
             if sub:
@@ -1267,11 +1468,15 @@ def spread_table(
 
 
 def describe_change(change: dict[str, Any], prefix: str = "") -> str:
-    """``{"optim": {"lr": 0.002}}`` -> ``"optim.lr = 0.002"`` (several keys joined by ``", "``)."""
+    """``{"optim": {"lr": 0.002}}`` -> ``"optim.lr = 0.002"`` (several keys joined by ``", "``;
+    None is written as the configs write it, ``null``)."""
     parts = []
     for k, v in change.items():
         key = f"{prefix}{k}"
-        parts.append(describe_change(v, key + ".") if isinstance(v, dict) else f"{key} = {v}")
+        if isinstance(v, dict):
+            parts.append(describe_change(v, key + "."))
+        else:
+            parts.append(f"{key} = {'null' if v is None else v}")
     return ", ".join(parts)
 
 
@@ -1370,8 +1575,18 @@ def main(argv: list[str] | None = None) -> int:
         help="train the recipe with this change merged into its config (recorded as 'variants')",
     )
     p.add_argument("--merge", nargs="+", metavar="JSON", help="join earlier outputs instead")
+    p.add_argument(
+        "--first-losses",
+        action="store_true",
+        help="print the recipe's loss at its first 5 steps (RESULTS' first_losses) and stop",
+    )
     p.add_argument("--out", default="seed_spread.json")
     args = p.parse_args(argv)
+    if args.first_losses:
+        if not args.model:
+            p.error("--first-losses needs --model")
+        print(json.dumps(first_losses(args.model)))
+        return 0
     if args.merge:
         res = merge_runs([read_json(f) for f in args.merge])
     else:
@@ -1389,6 +1604,7 @@ def main(argv: list[str] | None = None) -> int:
                 variant_config(args.model, args.seeds[0], Path(tmp), threads, steps, change)
             except ConfigError as e:
                 p.error(str(e))
+        losses = first_losses(args.model)  # the code's fingerprint, recorded with the runs
         runs = []
         for s in args.seeds:
             runs.append(run_seed(args.model, s, args.images, threads, steps, change))
@@ -1399,6 +1615,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.model: {
                     "recipe": ORCHARD_TINY[args.model],
                     "torch_threads": threads or torch.get_num_threads(),
+                    "first_losses": losses,
                     kind: runs,
                 }
             }

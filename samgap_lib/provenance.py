@@ -98,8 +98,31 @@ def device_name(device: str = "cpu") -> str:
             return "cuda"
     import os
 
-    cpu = platform.processor() or platform.machine()
-    return f"CPU {cpu}, {os.cpu_count()} cores"
+    return f"CPU {_cpu_model()}{_cpu_kernels()}, {os.cpu_count()} cores"
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_kernels() -> str:
+    """The vector instruction set torch's CPU kernels run with (``" (AVX512 kernels)"``).
+    Another CPU can round float sums in another order (another set, or other kernels for the
+    same one), so a long CPU training run is bit-for-bit repeatable only on the same kind of
+    CPU with the same number of threads; this and the model name say which kind."""
+    try:
+        import torch
+
+        return f" ({torch.backends.cpu.get_cpu_capability()} kernels)"
+    except Exception:  # noqa: BLE001 - report what we can
+        return ""
 
 
 def environment(device: str = "cpu") -> dict[str, Any]:

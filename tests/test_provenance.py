@@ -41,3 +41,11 @@ def test_git_dirty_sees_uncommitted_changes(tmp_path):
     assert git_dirty(tmp_path) is False  # untracked files do not count
     run("add", "f.txt")
     assert git_dirty(tmp_path) is True
+
+
+def test_cpu_names_the_kernels_a_run_is_repeatable_on():
+    """Another kind of CPU can round float sums in another order, so a CPU result names the
+    vector instructions torch's kernels ran with beside the CPU model."""
+    name = device_name("cpu")
+    assert f"({torch.backends.cpu.get_cpu_capability()} kernels)" in name
+    assert name.startswith("CPU ") and name.endswith(" cores")

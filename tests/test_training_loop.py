@@ -11,7 +11,7 @@ from samgap_lib.data import synthetic_orchard
 from samgap_lib.models import load_sam2, load_sam3
 from samgap_lib.training import DensePromptSegmenter, dense_spec, evaluate_start, load_config, train
 from samgap_lib.training.arch import build_model
-from samgap_lib.training.logs import read_jsonl
+from samgap_lib.training.logs import RunLogger, read_jsonl
 from samgap_lib.training.optim import freeze, param_groups
 from samgap_lib.training.token_only import load_tokens_only
 
@@ -91,7 +91,7 @@ class _Crash(Exception):
     pass
 
 
-def test_sam3_crash_resume_equals_uninterrupted(tmp_path):
+def test_sam3_crash_resume_equals_uninterrupted(tmp_path, monkeypatch):
     over = {
         "train": {"steps": 4, "checkpoint_every": 2, "grad_checkpointing": True},
         "optim": {"freeze_vision_layers": 1},
@@ -103,8 +103,11 @@ def test_sam3_crash_resume_equals_uninterrupted(tmp_path):
             raise _Crash
 
     cfg = load_config(tiny_config("sam3", tmp_path / "b", **over))
+    closed, close = [], RunLogger.close
+    monkeypatch.setattr(RunLogger, "close", lambda self: closed.append(close(self)))
     with pytest.raises(_Crash):
         train(cfg, on_step=crash)
+    assert closed  # the crash still closed the JSONL file and TensorBoard's writer thread
     assert not (tmp_path / "b" / "final").exists()
     res = train(cfg, resume=True)
     a, b = _weights(ref.final), _weights(res.final)
@@ -137,6 +140,7 @@ def test_ensure_orchard_tiny_trains_once_and_caches(tmp_path, monkeypatch):
         card = recipes.read_card(p)
         assert card["model"] == m and card["steps"] == 2 and card["held_out"]["metrics"]
         assert card["params"] > 0 and card["workarounds"]
+        assert card["device_name"].startswith("CPU ") and "kernels" in card["device_name"]
     raw = recipes.read_card(paths["sam3"])["held_out"]
     assert raw["metrics_sam3_postprocessing"].keys() == raw["metrics"].keys()
     stamp = (paths["sam2"] / "model.safetensors").stat().st_mtime_ns

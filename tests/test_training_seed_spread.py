@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from samgap_lib.provenance import device_name
 from samgap_lib.training.config import ConfigError, load_config, merge
 from samgap_lib.training.recipes import ORCHARD_TINY
 from samgap_lib.training.seed_spread import (
@@ -63,9 +64,13 @@ def test_merge_runs_keeps_the_codes_first_losses_and_refuses_other_code():
     a, b = _part("sam3", [0]), _part("sam3", [1])
     for part in (a, b):
         part["models"]["sam3"]["first_losses"] = [3.0, 2.0]
-    assert merge_runs([a, b])["models"]["sam3"]["first_losses"] == [3.0, 2.0]
+    a["models"]["sam3"]["machine"] = "CPU X (AVX512 kernels), 2 cores"
+    b["models"]["sam3"]["machine"] = "CPU Y (AVX512 kernels), 4 cores"  # same numerics: fine
+    merged = merge_runs([a, b])["models"]["sam3"]
+    assert merged["first_losses"] == [3.0, 2.0] and merged["machine"].startswith("CPU X")
     b["models"]["sam3"]["first_losses"] = [3.0, 2.5]
-    with pytest.raises(ValueError, match=r"trains the recipe to other numbers.*retrain the older"):
+    b["models"]["sam3"]["machine"] = "CPU Z (AVX2 kernels), 2 cores"
+    with pytest.raises(ValueError, match=r"other numbers .*on CPU X.*AVX2.*retrain them on one"):
         merge_runs([a, b])
 
 
@@ -239,6 +244,7 @@ def test_cli_trains_and_scores_a_short_schedule(tmp_path):
     assert "runs" not in block and len(block["longer"]) == 1  # --steps runs are "longer" runs
     recorded = RESULTS["models"]["sam2"]["first_losses"]  # today's code's fingerprint
     assert block["first_losses"] == pytest.approx(recorded, rel=1e-5)
+    assert block["machine"] == device_name("cpu")  # the kernels its numbers are exact on
     r = block["longer"][0]
     assert r["seed"] == 3 and r["steps"] == 2 and r["train_s"] > 0
     assert all(math.isfinite(r[k]) for k in METRICS["sam2"])

@@ -26,6 +26,7 @@ from typing import Any
 
 from samgap_lib.io import cache_root as _io_cache_root
 from samgap_lib.io import read_json, write_json
+from samgap_lib.provenance import device_name
 
 from .config import load_config, merge
 
@@ -380,6 +381,7 @@ def _train_one(model: str, target: Path, log: Any) -> Path:
             "batch_images": cfg["train"]["batch_images"],
             "wall_time_s": round(wall, 1),
             "device": res.device,
+            "device_name": device_name(res.device),  # a CPU run repeats exactly on its kernels
             "torch_threads": torch.get_num_threads(),
             "held_out": {
                 "images": HELD_OUT[model],

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from samgap_lib.io import read_json, write_json
+from samgap_lib.provenance import device_name
 
 from .config import ConfigError, load_config, merge
 from .recipes import ORCHARD_TINY, orchard_tiny_config
@@ -745,7 +746,41 @@ RESULTS: dict[str, Any] = {
                     "cgF1": 0.3547,
                 }
             ],
-            "variants": [],
+            # recipe changes tried (--set), each on seeds the recipe was run on
+            "variants": [
+                {
+                    "change": {"train": {"steps": 2100}},
+                    "seed": 0,
+                    "steps": 2100,
+                    "train_s": 545.8,
+                    "recall[ripe apple]": 0.5806,
+                    "precision[ripe apple]": 0.6792,
+                    "recall[unripe apple]": 0.5,
+                    "precision[unripe apple]": 0.6133,
+                    "recall[apple]": 0.5156,
+                    "precision[apple]": 0.7525,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.2361,
+                },
+                {
+                    "change": {"train": {"steps": 2100}},
+                    "seed": 1,
+                    "steps": 2100,
+                    "train_s": 543.0,
+                    "recall[ripe apple]": 0.5887,
+                    "precision[ripe apple]": 0.6518,
+                    "recall[unripe apple]": 0.4891,
+                    "precision[unripe apple]": 0.6923,
+                    "recall[apple]": 0.5225,
+                    "precision[apple]": 0.7089,
+                    "selectivity[ripe apple]": 1.0,
+                    "selectivity[unripe apple]": 1.0,
+                    "det_per_image[pear]": 0.0,
+                    "cgF1": 0.1801,
+                },
+            ],
             # the recipes before this one, with the studies run on them
             "earlier": [
                 {
@@ -1348,7 +1383,13 @@ def first_losses(model: str, n: int = 5) -> list[float]:
     `RESULTS` records it next to each model's runs (``first_losses``), measured on the code
     that trained them. A code change that moves it trains the recipe to other numbers, so the
     recorded runs no longer describe today's recipe: retrain them (``--seeds 0 1 2`` and the
-    ``--steps`` run) and record the new fingerprint with ``--first-losses``."""
+    ``--steps`` run) and record the new fingerprint with ``--first-losses``.
+
+    It also tells machines apart: another CPU (`samgap_lib.provenance.device_name` names its
+    model and the vector instructions torch's kernels use) can round sums in another order;
+    the six decimals kept here then differ in their last places, and a run of thousands of
+    steps ends at another draw of the recipe, as with another seed. Runs to compare must share
+    it exactly (`merge_runs` checks)."""
     from .trainer import train
 
     losses: list[float] = []
@@ -1376,7 +1417,8 @@ def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Join the outputs of several ``--model/--seeds`` runs into one `RESULTS`-shaped dict:
     per model the recipe's ``runs``, the ``longer`` runs made with ``--steps``, the
     ``variants`` made with ``--set``, and the ``first_losses`` of the code that trained them
-    (`first_losses`; parts recorded on code that trains to other numbers are refused)."""
+    (`first_losses`; parts recorded on code, or a machine, that trains to other numbers are
+    refused)."""
     out: dict[str, Any] = {"models": {}}
     for p in parts:
         for model, block in p["models"].items():
@@ -1386,6 +1428,7 @@ def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
                     "recipe": block["recipe"],
                     "torch_threads": block["torch_threads"],
                     "first_losses": block.get("first_losses"),
+                    "machine": block.get("machine"),
                     "runs": [],
                     "longer": [],
                     "variants": [],
@@ -1398,9 +1441,10 @@ def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
                 )
             if have["first_losses"] != block.get("first_losses"):
                 raise ValueError(
-                    f"{model}: the runs to merge were trained by code that trains the recipe to "
-                    f"other numbers (first_losses {have['first_losses']} against "
-                    f"{block.get('first_losses')}); retrain the older ones on today's code."
+                    f"{model}: the runs to merge were trained by code, or on a machine, that "
+                    f"trains the recipe to other numbers (first_losses {have['first_losses']} "
+                    f"on {have['machine']} against {block.get('first_losses')} on "
+                    f"{block.get('machine')}); retrain them on one machine with today's code."
                 )
             for key in ("runs", "longer", "variants"):
                 have[key] += block.get(key, [])
@@ -1616,6 +1660,7 @@ def main(argv: list[str] | None = None) -> int:
                     "recipe": ORCHARD_TINY[args.model],
                     "torch_threads": threads or torch.get_num_threads(),
                     "first_losses": losses,
+                    "machine": device_name("cpu"),
                     kind: runs,
                 }
             }

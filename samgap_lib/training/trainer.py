@@ -247,106 +247,110 @@ def train(
         )
     is_main = rank == 0
     logger = RunLogger(out_dir, resume_step=start, enabled=is_main)
-    if is_main and state is None:
-        write_json(cfg, out_dir / "config.json", indent=2)
     bar = None
-    if is_main and progress_enabled(tcfg["progress"]):
-        from tqdm.auto import tqdm
+    try:  # the logger's files (TensorBoard's writer thread too) are closed however training ends
+        if is_main and state is None:
+            write_json(cfg, out_dir / "config.json", indent=2)
+        if is_main and progress_enabled(tcfg["progress"]):
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, initial=start, desc=f"train {kind}", unit="step")
+            bar = tqdm(total=steps, initial=start, desc=f"train {kind}", unit="step")
 
-    accum, batch = int(tcfg["grad_accum"]), int(tcfg["batch_images"])
-    seed = int(tcfg["seed"])
-    params = [p for p in model.parameters() if p.requires_grad]
-    metrics: dict[str, float] = {}
-    best_path = out_dir / "best" if (out_dir / "best").exists() else None
-    t_log, n_img = time.perf_counter(), 0
+        accum, batch = int(tcfg["grad_accum"]), int(tcfg["batch_images"])
+        seed = int(tcfg["seed"])
+        params = [p for p in model.parameters() if p.requires_grad]
+        metrics: dict[str, float] = {}
+        best_path = out_dir / "best" if (out_dir / "best").exists() else None
+        t_log, n_img = time.perf_counter(), 0
 
-    def evaluate(step: int) -> None:
-        nonlocal best_value, best_path, metrics
-        if is_main and val:
-            metrics = task.evaluate(model, val, device)
-            model.train()
-            logger.log({"step": step, **{f"val/{k}": v for k, v in metrics.items()}})
-            value = metrics.get(task.metric)
-            if value is not None and (best_value is None or value > best_value):
-                best_value = value
-                best_path = save_hf_folder(out_dir / "best", model, processor)
-        if world > 1:
-            dist.barrier()
-
-    for step in range(start, steps):
-        terms_sum: dict[str, float] = {}
-        for micro in range(accum):
-            idx = batch_indices(len(pool), step, micro, batch, accum, seed, rank, world)
-            rng = step_rng(seed, step, micro, rank)
-            inputs = task.batch(pool, idx, rng, device)
-            sync = world == 1 or micro == accum - 1
-            ctx = contextlib.nullcontext() if sync else runner.no_sync()
-            with ctx:
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    loss, terms = runner(*inputs)
-                (loss / accum).backward()
-            for k, v in terms.items():
-                terms_sum[k] = terms_sum.get(k, 0.0) + v / accum
-            n_img += len(idx) * world
-        clip = float(ocfg["grad_clip"])
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        done = step + 1
-        terms_sum = _reduce_terms(terms_sum, world, device)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{terms_sum.get('loss', 0.0):.3f}")
-        if is_main and (done % int(tcfg["log_every"]) == 0 or done == steps or done == 1):
-            dt = max(time.perf_counter() - t_log, 1e-9)
-            rec = {
-                "step": done,
-                **{f"loss/{k}": v for k, v in terms_sum.items()},
-                "lr": optimizer.param_groups[0]["lr"],
-                "grad_norm": float(grad_norm),
-                "images_per_s": n_img / dt,
-                "peak_mem_mb": peak_memory_mb(device),
-                "wall_s": time.perf_counter() - t_start,
-            }
-            logger.log(rec)
-            if on_step is not None:
-                on_step(done, rec)
-            t_log, n_img = time.perf_counter(), 0
-        every_eval = int(tcfg["eval_every"])
-        if done == steps or (every_eval > 0 and done % every_eval == 0):
-            evaluate(done)
-        every_ckpt = int(tcfg["checkpoint_every"])
-        if done == steps or (every_ckpt > 0 and done % every_ckpt == 0):
-            if is_main:
-                save_state(
-                    state_path,
-                    {
-                        "step": done,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "rng": rng_state(),
-                        "best_value": best_value,
-                        "config": cfg,
-                        "fingerprint": fingerprint(cfg, model),
-                    },
-                )
+        def evaluate(step: int) -> None:
+            nonlocal best_value, best_path, metrics
+            if is_main and val:
+                metrics = task.evaluate(model, val, device)
+                model.train()
+                logger.log({"step": step, **{f"val/{k}": v for k, v in metrics.items()}})
+                value = metrics.get(task.metric)
+                if value is not None and (best_value is None or value > best_value):
+                    best_value = value
+                    best_path = save_hf_folder(out_dir / "best", model, processor)
             if world > 1:
                 dist.barrier()
-    if start >= steps and is_main and val and not metrics:
-        metrics = task.evaluate(model, val, device)
-    final = out_dir / "final"
-    if world > 1:
-        _check_replicas(model, world, out_dir, is_main)
-    if is_main:
-        save_hf_folder(final, model, processor)
-    if bar is not None:
-        bar.close()
-    logger.close()
+
+        for step in range(start, steps):
+            terms_sum: dict[str, float] = {}
+            for micro in range(accum):
+                idx = batch_indices(len(pool), step, micro, batch, accum, seed, rank, world)
+                rng = step_rng(seed, step, micro, rank)
+                inputs = task.batch(pool, idx, rng, device)
+                sync = world == 1 or micro == accum - 1
+                ctx = contextlib.nullcontext() if sync else runner.no_sync()
+                with ctx:
+                    with torch.autocast(
+                        device.type, dtype=amp_dtype, enabled=amp_dtype is not None
+                    ):
+                        loss, terms = runner(*inputs)
+                    (loss / accum).backward()
+                for k, v in terms.items():
+                    terms_sum[k] = terms_sum.get(k, 0.0) + v / accum
+                n_img += len(idx) * world
+            clip = float(ocfg["grad_clip"])
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            done = step + 1
+            terms_sum = _reduce_terms(terms_sum, world, device)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{terms_sum.get('loss', 0.0):.3f}")
+            if is_main and (done % int(tcfg["log_every"]) == 0 or done == steps or done == 1):
+                dt = max(time.perf_counter() - t_log, 1e-9)
+                rec = {
+                    "step": done,
+                    **{f"loss/{k}": v for k, v in terms_sum.items()},
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "grad_norm": float(grad_norm),
+                    "images_per_s": n_img / dt,
+                    "peak_mem_mb": peak_memory_mb(device),
+                    "wall_s": time.perf_counter() - t_start,
+                }
+                logger.log(rec)
+                if on_step is not None:
+                    on_step(done, rec)
+                t_log, n_img = time.perf_counter(), 0
+            every_eval = int(tcfg["eval_every"])
+            if done == steps or (every_eval > 0 and done % every_eval == 0):
+                evaluate(done)
+            every_ckpt = int(tcfg["checkpoint_every"])
+            if done == steps or (every_ckpt > 0 and done % every_ckpt == 0):
+                if is_main:
+                    save_state(
+                        state_path,
+                        {
+                            "step": done,
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(),
+                            "scaler": scaler.state_dict(),
+                            "rng": rng_state(),
+                            "best_value": best_value,
+                            "config": cfg,
+                            "fingerprint": fingerprint(cfg, model),
+                        },
+                    )
+                if world > 1:
+                    dist.barrier()
+        if start >= steps and is_main and val and not metrics:
+            metrics = task.evaluate(model, val, device)
+        final = out_dir / "final"
+        if world > 1:
+            _check_replicas(model, world, out_dir, is_main)
+        if is_main:
+            save_hf_folder(final, model, processor)
+    finally:
+        if bar is not None:
+            bar.close()
+        logger.close()
     if world > 1:
         dist.barrier()
     return TrainResult(

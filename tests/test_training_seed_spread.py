@@ -21,6 +21,7 @@ from samgap_lib.training.seed_spread import (
     recipe_difference,
     spread_table,
     study_block,
+    unlike_recorded,
     variant_config,
     variants_table,
 )
@@ -72,6 +73,14 @@ def test_merge_runs_keeps_the_codes_first_losses_and_refuses_other_code():
     b["models"]["sam3"]["machine"] = "CPU Z (AVX2 kernels), 2 cores"
     with pytest.raises(ValueError, match=r"other numbers .*on CPU X.*AVX2.*retrain them on one"):
         merge_runs([a, b])
+
+
+def test_runs_of_another_machine_are_named_unlike_the_recorded_ones():
+    recorded = RESULTS["models"]["sam3"]["first_losses"]
+    assert unlike_recorded("sam3", list(recorded), "CPU X") is None
+    other = [*recorded[:-1], recorded[-1] + 4e-6]  # the last kept decimal, as another CPU gave
+    msg = unlike_recorded("sam3", other, "CPU X (AVX2 kernels), 2 cores")
+    assert "CPU X (AVX2 kernels)" in msg and "cannot be compared" in msg and "--seeds" in msg
 
 
 def test_spread_table_summarises_each_metric():
@@ -253,11 +262,13 @@ def test_cli_trains_and_scores_a_short_schedule(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_trains_a_recipe_change_as_a_variant(tmp_path):
+def test_cli_trains_a_recipe_change_as_a_variant(tmp_path, monkeypatch, capsys):
     out = tmp_path / "v.json"
     change = '{"optim": {"lr": 0.001}}'
     args = ["--model", "sam2", "--seeds", "3", "--steps", "2", "--images", "2", "--set", change]
+    monkeypatch.setitem(RESULTS["models"]["sam2"], "first_losses", [1.0] * 5)  # other numerics
     assert main([*args, "--out", str(out)]) == 0
+    assert "warning: sam2: CPU " in capsys.readouterr().err  # named before the compute is spent
     block = json.loads(out.read_text())["models"]["sam2"]
     assert "runs" not in block and "longer" not in block
     (r,) = block["variants"]

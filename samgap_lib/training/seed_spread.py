@@ -1,7 +1,7 @@
 """How much do the orchard-tiny numbers depend on the seed? Retrain the recipe with other seeds.
 
 The orchard-tiny recipes are deterministic: one seed gives the same checkpoint on every run with
-the same thread count. So the held-out numbers on the checkpoint's card are one draw. This module
+the same thread count on the same kind of CPU. So the held-out numbers on the checkpoint's card are one draw. This module
 retrains the unchanged recipe with other initialisation and sampling seeds (``init.seed`` and
 ``train.seed``; the training images stay the same) and evaluates each run as the card does
 (`recipes.evaluate_checkpoint`). With ``--steps`` it trains longer instead, to show what more
@@ -15,6 +15,8 @@ becomes the recipe, the recipe it replaced keeps its runs and the changes tried 
 model's runs are stored with `first_losses`, the recipe's loss at its first steps on the code
 that trained them: a test retrains those steps, so that a code change that trains the recipe to
 other numbers cannot leave the book comparing today's checkpoints with runs of other code.
+Another kind of CPU can train the recipe to other numbers too: each training invocation warns
+when this machine's first losses are not the recorded ones (`unlike_recorded`).
 
 Run it (one process per model and seed; about 5 minutes per SAM2 seed and 10 per SAM3 seed on
 one thread)::
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -1409,6 +1412,22 @@ def first_losses(model: str, n: int = 5) -> list[float]:
     return losses
 
 
+def unlike_recorded(model: str, losses: list[float], machine: str) -> str | None:
+    """Why runs of ``model`` trained here cannot be compared seed by seed with the ones
+    `RESULTS` records, or None when they can: this machine's `first_losses` (``losses``)
+    differ from the recorded ones, so its code or its CPU trains the recipe to other numbers."""
+    recorded = RESULTS["models"][model].get("first_losses")
+    if recorded is None or losses == recorded:
+        return None
+    return (
+        f"{model}: {machine} trains the recipe to the first losses {losses}, not to the "
+        f"{recorded} of the runs recorded in seed_spread.RESULTS, so runs trained here are "
+        "other draws of the recipe and cannot be compared with the recorded ones seed by seed "
+        "(--merge refuses them). Train the recipe's own seeds here too (--seeds without --set) "
+        "and compare or record this machine's runs together."
+    )
+
+
 def _change_key(change: dict[str, Any]) -> str:
     return json.dumps(change, sort_keys=True)
 
@@ -1649,6 +1668,9 @@ def main(argv: list[str] | None = None) -> int:
             except ConfigError as e:
                 p.error(str(e))
         losses = first_losses(args.model)  # the code's fingerprint, recorded with the runs
+        unlike = unlike_recorded(args.model, losses, device_name("cpu"))
+        if unlike:
+            print(f"warning: {unlike}", file=sys.stderr, flush=True)
         runs = []
         for s in args.seeds:
             runs.append(run_seed(args.model, s, args.images, threads, steps, change))

@@ -14,6 +14,7 @@ from samgap_lib.training.seed_spread import (
     METRICS,
     RESULTS,
     adopted_runs,
+    checkpoint_draw,
     describe_change,
     first_losses,
     main,
@@ -81,6 +82,19 @@ def test_runs_of_another_machine_are_named_unlike_the_recorded_ones():
     other = [*recorded[:-1], recorded[-1] + 4e-6]  # the last kept decimal, as another CPU gave
     msg = unlike_recorded("sam3", other, "CPU X (AVX2 kernels), 2 cores")
     assert "CPU X (AVX2 kernels)" in msg and "cannot be compared" in msg and "--seeds" in msg
+
+
+def test_a_checkpoint_is_seed_0_itself_only_with_one_thread_and_the_recorded_numerics(
+    monkeypatch,
+):
+    from samgap_lib.training import seed_spread
+
+    assert "2 torch threads" in checkpoint_draw("sam3", 2)
+    recorded = RESULTS["models"]["sam3"]["first_losses"]
+    monkeypatch.setattr(seed_spread, "first_losses", lambda model, n=5: list(recorded))
+    assert checkpoint_draw("sam3", 1) == "seed 0 itself"
+    monkeypatch.setattr(seed_spread, "first_losses", lambda model, n=5: [0.0] * 5)
+    assert "one more draw" in checkpoint_draw("sam3", 1)
 
 
 def test_spread_table_summarises_each_metric():

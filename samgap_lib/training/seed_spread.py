@@ -53,6 +53,8 @@ __all__ = [
     "RESULTS",
     "run_seed",
     "first_losses",
+    "unlike_recorded",
+    "checkpoint_draw",
     "variant_config",
     "merge_runs",
     "study_block",
@@ -1426,6 +1428,24 @@ def unlike_recorded(model: str, losses: list[float], machine: str) -> str | None
         "(--merge refuses them). Train the recipe's own seeds here too (--seeds without --set) "
         "and compare or record this machine's runs together."
     )
+
+
+def checkpoint_draw(model: str, torch_threads: int) -> str:
+    """What an orchard-tiny checkpoint of ``model`` (the recipe, seed 0, trained here with
+    ``torch_threads`` threads) is among the recorded runs: seed 0's recorded run itself, or
+    one more draw of the recipe. Other thread counts add up in another order; with one thread
+    this machine's `first_losses` say whether it trains the recipe as the recorded runs were."""
+    if torch_threads != 1:
+        return (
+            f"seed 0 trained with {torch_threads} torch threads, which add up in another order "
+            "than one thread does, so they are one more draw"
+        )
+    if unlike_recorded(model, first_losses(model), device_name("cpu")):
+        return (
+            "seed 0 trained on a CPU that rounds the recipe's sums otherwise than the one that "
+            "recorded these runs, so one more draw"
+        )
+    return "seed 0 itself"
 
 
 def _change_key(change: dict[str, Any]) -> str:

@@ -1,13 +1,14 @@
 """How much do the orchard-tiny numbers depend on the seed? Retrain the recipe with other seeds.
 
 The orchard-tiny recipes are deterministic: one seed gives the same checkpoint on every run with
-the same thread count on the same kind of CPU. So the held-out numbers on the checkpoint's card are one draw. This module
-retrains the unchanged recipe with other initialisation and sampling seeds (``init.seed`` and
-``train.seed``; the training images stay the same) and evaluates each run as the card does
-(`recipes.evaluate_checkpoint`). With ``--steps`` it trains longer instead, to show what more
-compute buys; those runs are kept apart as ``longer``. With ``--set`` it trains the recipe with
-one change (a JSON object merged into the config) on the given seeds: a recipe change that was
-tried, kept apart as ``variants`` and compared seed by seed with the recipe (`variants_table`).
+the same thread count on the same kind of CPU. So the held-out numbers on the checkpoint's card
+are one draw. This module retrains the unchanged recipe with other initialisation and sampling
+seeds (``init.seed`` and ``train.seed``; the training images stay the same) and evaluates each
+run as the card does (`recipes.evaluate_checkpoint`). With ``--steps`` it trains longer
+instead, to show what more compute buys; those runs are kept apart as ``longer``. With ``--set``
+it trains the recipe with one change (a JSON object merged into the config) on the given seeds:
+a recipe change that was tried, kept apart as ``variants`` and compared seed by seed with the
+recipe (`variants_table`).
 `RESULTS` holds the numbers of the last run, with the command that produced them; chapter 4
 reads it, `spread_table` summarises the seeds and `variants_table` the changes. When a change
 becomes the recipe, the recipe it replaced keeps its runs and the changes tried on it under

@@ -1689,7 +1689,8 @@ def main(argv: list[str] | None = None) -> int:
             except ConfigError as e:
                 p.error(str(e))
         losses = first_losses(args.model)  # the code's fingerprint, recorded with the runs
-        unlike = unlike_recorded(args.model, losses, device_name("cpu"))
+        machine = device_name("cpu")
+        unlike = unlike_recorded(args.model, losses, machine)
         if unlike:
             print(f"warning: {unlike}", file=sys.stderr, flush=True)
         runs = []
@@ -1703,7 +1704,7 @@ def main(argv: list[str] | None = None) -> int:
                     "recipe": ORCHARD_TINY[args.model],
                     "torch_threads": threads or torch.get_num_threads(),
                     "first_losses": losses,
-                    "machine": device_name("cpu"),
+                    "machine": machine,
                     kind: runs,
                 }
             }

@@ -618,3 +618,60 @@ def test_score_sam3_refuses_predictions_missing_a_phrase_or_an_image():
         ValueError, match=r"one prediction per sample \(2\).*\['pear'\].*predict_sam3"
     ):
         score_sam3({"apple": [None, None], "pear": [None]}, samples, ["apple", "pear"])
+
+
+def test_score_sam3_per_image_counts_sum_to_recall_and_precision():
+    from samgap_lib.models.base import ConceptPrediction
+    from samgap_lib.prompts import boxes_from_masks
+    from samgap_lib.training.sam3_task import concept_of, score_sam3
+
+    samples = synthetic_orchard(4, seed=2, size=(64, 64))
+    phrases = ["apple", "pear"]
+    preds = {p: [] for p in phrases}
+    for i, s in enumerate(samples):
+        gt = s.masks if s.instances else np.zeros((0, 64, 64), bool)
+        found = gt[: i % 3]  # image i: its first i % 3 apples found, as they are
+        junk = np.zeros((1, 64, 64), bool)
+        junk[0, :4, :4] = True  # a kept detection on no apple
+        low = gt[-1:]  # an apple found, but scored under the threshold
+        masks = np.concatenate([found, junk, low])
+        scores = np.r_[np.full(len(found), 0.9), 0.8, np.full(len(low), 0.2)]
+        for p in phrases:
+            preds[p].append(ConceptPrediction(p, masks, boxes_from_masks(masks), scores, 1.0))
+    out = score_sam3(preds, samples, phrases)
+    apple = out["per_image"]["apple"]
+    named = [sum(concept_of("apple").matches(x) for x in s.instances) for s in samples]
+    np.testing.assert_array_equal(apple["named"], named)
+    np.testing.assert_array_equal(apple["found"], [min(i % 3, n) for i, n in enumerate(named)])
+    np.testing.assert_array_equal(apple["kept"], apple["found"] + 1)
+    pear = out["per_image"]["pear"]
+    assert pear["named"].sum() == 0 and pear["found"].sum() == 0
+    summary = out["summary"]
+    assert summary["recall[apple]"] == apple["found"].sum() / apple["named"].sum()
+    assert summary["precision[apple]"] == apple["found"].sum() / apple["kept"].sum()
+
+
+@pytest.mark.parametrize("model", ["sam2", "sam3"])
+def test_validation_per_image_sums_to_the_validation_and_pairs_before_after(tmp_path, model):
+    from samgap_lib.metrics import bootstrap_ratio, paired_differences
+    from samgap_lib.training import validation_per_image
+
+    cfg = load_config(tiny_config(model, tmp_path / "run"))
+    before = validation_per_image(cfg)
+    metrics = evaluate_start(cfg)
+    n_val = cfg["data"]["n_val"]
+    assert before  # SAM2: box and click mIoUs; SAM3: recall and precision per phrase
+    for name, (num, den) in before.items():
+        assert num.shape == den.shape == (n_val,)
+        assert bootstrap_ratio(num, den, n_resamples=50).estimate == pytest.approx(metrics[name])
+    res = train(cfg)
+    after = validation_per_image(
+        load_config(tiny_config(model, tmp_path / "x", init={"checkpoint": str(res.final)}))
+    )
+    changes = paired_differences(after, before, n_resamples=200)
+    for name, iv in changes.items():
+        num, den = after[name]
+        assert iv.estimate == pytest.approx(num.sum() / den.sum() - metrics[name])
+        assert iv.estimate == pytest.approx(res.metrics[name] - metrics[name])
+        assert iv.low <= iv.high and iv.n_units == n_val
+    assert set(changes) == set(after) & set(before)

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 from samgap_lib.data import synthetic_orchard
 from samgap_lib.metrics import iou
 from samgap_lib.prompts import box_ellipse_masks, boxes_from_masks
-from samgap_lib.training.sam2_task import box_prompt_ious, evaluate_sam2, ious_by_box_fill
+from samgap_lib.training.sam2_task import (
+    box_prompt_ious,
+    evaluate_sam2,
+    ious_by_box_fill,
+    sam2_instance_ious,
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +44,21 @@ def test_evaluate_sam2_box_scores_are_the_per_instance_means(samples):
     assert m["n_instances"] == len(r["model"])
     assert m["box_mIoU"] == pytest.approx(r["model"].mean())
     assert m["box_ellipse_mIoU"] == pytest.approx(r["ellipse"].mean())
+
+
+def test_sam2_instance_ious_name_each_instance_image_and_clicks(samples):
+    r = sam2_instance_ious(RectSegmenter(), samples, clicks=2)
+    m = evaluate_sam2(RectSegmenter(), samples, clicks=2)
+    counts = [len(s.masks) if s.instances else 0 for s in samples]
+    assert 0 in counts  # an image without apples is skipped, and its index with it
+    np.testing.assert_array_equal(r["image"], np.repeat(np.arange(len(samples)), counts))
+    assert r["click"].shape == (sum(counts), 2)
+    for k in (1, 2):
+        assert m[f"click_mIoU@{k}"] == pytest.approx(r["click"][:, k - 1].mean())
+    box_only = box_prompt_ious(RectSegmenter(), samples)
+    assert "click" not in box_only
+    for key in ("image", "model", "ellipse", "area", "fill"):
+        np.testing.assert_array_equal(box_only[key], r[key])
 
 
 def test_ious_by_box_fill_bins():

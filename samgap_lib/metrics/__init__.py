@@ -1,7 +1,8 @@
 """Metrics: masks (IoU, Dice, boundary F), interactive (NoC/NoF, mIoU@k), temporal (J&F, decay,
 stability), concept (cgF1 family, recall, open-vocabulary F1, attributes, localization, where the
-errors go), panoptic quality and COCO AP through pycocotools. numpy in, floats out. `reference`
-holds slow reference implementations used only to check these."""
+errors go), panoptic quality, COCO AP through pycocotools, and bootstrap intervals over images
+(uncertainty). numpy in, floats out. `reference` holds slow reference implementations used only
+to check these."""
 
 from .coco import COCO_STAT_NAMES, coco_ap
 from .concept import (
@@ -30,15 +31,25 @@ from .temporal import (
     temporal_stability,
     track_scores,
 )
+from .uncertainty import (
+    Interval,
+    bootstrap_ratio,
+    bootstrap_ratio_difference,
+    paired_differences,
+    unit_sums,
+)
 
 __all__ = [
     "CGF1_IOU_THRESHOLDS",
     "COCO_STAT_NAMES",
     "DETECTION_OUTCOMES",
     "INSTANCE_OUTCOMES",
+    "Interval",
     "MIOU_CLICKS",
     "attribute_accuracy",
     "boundary_f1",
+    "bootstrap_ratio",
+    "bootstrap_ratio_difference",
     "boundary_tolerance",
     "candidate_selection",
     "cgf1",
@@ -56,6 +67,7 @@ __all__ = [
     "match_detections",
     "noc",
     "open_vocab_f1",
+    "paired_differences",
     "panoptic_quality",
     "per_frame_jf",
     "pool_concept_errors",
@@ -63,4 +75,5 @@ __all__ = [
     "seg2bmap",
     "temporal_stability",
     "track_scores",
+    "unit_sums",
 ]

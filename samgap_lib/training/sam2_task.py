@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from samgap_lib.data import Sample
-from samgap_lib.metrics import iou, noc
+from samgap_lib.metrics import iou, noc, unit_sums
 from samgap_lib.prompts import (
     Clicker,
     box_ellipse_masks,
@@ -40,6 +40,7 @@ __all__ = [
     "sample_prompts",
     "evaluate_sam2",
     "box_prompt_ious",
+    "sam2_instance_ious",
     "ious_by_box_fill",
 ]
 
@@ -296,13 +297,30 @@ class Sam2Task:
         pixel = torch.from_numpy(normalise(pool.images[idx], self.mean, self.std)).to(device)
         return pixel, sample_prompts(pool, idx, self.cfg, rng)
 
-    def evaluate(self, model: Any, samples: list[Sample], device: torch.device) -> dict[str, float]:
+    def segmenter(self, model: Any, device: torch.device) -> Any:
+        """``model`` as the `PromptSegmenter` validation prompts (dense prompts drawn if trained so)."""
         from samgap_lib.models.hf_sam2 import HFPromptSegmenter
 
         seg: Any = HFPromptSegmenter(model, self.processor, device=device, use_autocast=True)
-        if self.cfg["prompts"]["dense"]:
-            seg = DensePromptSegmenter(seg)
-        return evaluate_sam2(seg, samples, clicks=self.cfg["eval"]["clicks"])
+        return DensePromptSegmenter(seg) if self.cfg["prompts"]["dense"] else seg
+
+    def evaluate(self, model: Any, samples: list[Sample], device: torch.device) -> dict[str, float]:
+        return evaluate_sam2(
+            self.segmenter(model, device), samples, clicks=self.cfg["eval"]["clicks"]
+        )
+
+    def per_image(
+        self, model: Any, samples: list[Sample], device: torch.device
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """`evaluate`'s mean IoUs per image: ``{metric: (summed IoUs, apples)}``, each
+        ``(len(samples),)``, for intervals over images (`samgap_lib.metrics.bootstrap_ratio`)."""
+        clicks = int(self.cfg["eval"]["clicks"])
+        per = sam2_instance_ious(self.segmenter(model, device), samples, clicks)
+        n = len(samples)
+        out = {"box_mIoU": unit_sums(per["model"], per["image"], n)}
+        for k in range(clicks):
+            out[f"click_mIoU@{k + 1}"] = unit_sums(per["click"][:, k], per["image"], n)
+        return out
 
 
 def evaluate_sam2(segmenter: Any, samples: list[Sample], clicks: int = 3) -> dict[str, float]:
@@ -312,28 +330,17 @@ def evaluate_sam2(segmenter: Any, samples: list[Sample], clicks: int = 3) -> dic
     first click asks for three candidates and keeps the highest-scoring one; later clicks ask
     for one mask with the previous logits as the mask prompt. ``box_ellipse_mIoU`` is the
     model-free baseline for the same boxes: the ellipse inscribed in each (`box_ellipse_masks`).
+    Every mean is over all instances of ``samples`` (`sam2_instance_ious` keeps them apart).
     """
-    box_rows: list[dict[str, np.ndarray]] = []
-    click_ious: list[np.ndarray] = []
-    for s in samples:
-        if not s.instances:
-            continue
-        gt = s.masks
-        segmenter.set_image(s.image)
-        box_rows.append(_box_rows(segmenter, gt))
-        click_ious.append(click_all_instances(segmenter, gt, clicks)[0])
-    if not box_rows:
-        raise ValueError("evaluate_sam2: no instances in the evaluation images.")
-    box = {k: np.concatenate([r[k] for r in box_rows]) for k in box_rows[0]}
-    allc = np.concatenate(click_ious)
+    per = sam2_instance_ious(segmenter, samples, clicks)
     out = {
-        "box_mIoU": float(np.mean(box["model"])),
-        "box_ellipse_mIoU": float(np.mean(box["ellipse"])),
-        "n_instances": float(len(box["model"])),
+        "box_mIoU": float(np.mean(per["model"])),
+        "box_ellipse_mIoU": float(np.mean(per["ellipse"])),
+        "n_instances": float(len(per["model"])),
     }
     for k in range(clicks):
-        out[f"click_mIoU@{k + 1}"] = float(allc[:, k].mean())
-    stats = noc(allc, thresholds=(0.8, 0.85), max_clicks=clicks, miou_clicks=())
+        out[f"click_mIoU@{k + 1}"] = float(per["click"][:, k].mean())
+    stats = noc(per["click"], thresholds=(0.8, 0.85), max_clicks=clicks, miou_clicks=())
     out.update({k: float(v) for k, v in stats.items() if k.startswith("NoC")})
     return out
 
@@ -352,25 +359,40 @@ def _box_rows(segmenter: Any, gt: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def box_prompt_ious(segmenter: Any, samples: list[Sample]) -> dict[str, np.ndarray]:
-    """Per instance, how a box prompt is answered: the arrays behind `evaluate_sam2`'s
-    ``box_mIoU`` and ``box_ellipse_mIoU``.
+def sam2_instance_ious(
+    segmenter: Any, samples: list[Sample], clicks: int = 3
+) -> dict[str, np.ndarray]:
+    """Per instance, how a box prompt and ``clicks`` RITM clicks are answered: the arrays
+    behind `evaluate_sam2` (whose numbers are their means).
 
     Each instance is prompted with its exact box (`boxes_from_masks`, pixel-edge xyxy), one
-    mask asked for. Returns ``(n,)`` arrays over the instances of all ``samples`` in order:
-    ``model`` (mask IoU of the segmenter's answer), ``ellipse`` (mask IoU of the ellipse
-    inscribed in the box, the model-free answer), ``area`` (visible pixels) and ``fill`` (the
-    share of its box the visible mask covers: near pi/4 = 0.785 for a whole round apple, lower
-    when leaves or apples in front hide part of it).
+    mask asked for, then clicked as `evaluate_sam2` says. Returns arrays over the instances of
+    all ``samples`` in order: ``image`` (the index of its sample, for intervals over images:
+    `samgap_lib.metrics.unit_sums`), ``model`` (mask IoU of the box-prompted answer),
+    ``ellipse`` (mask IoU of the ellipse inscribed in the box, the model-free answer), ``area``
+    (visible pixels), ``fill`` (the share of its box the visible mask covers: near pi/4 = 0.785
+    for a whole round apple, lower when leaves or apples in front hide part of it) and, with
+    ``clicks > 0``, ``click`` ``(n, clicks)``: the IoU after each click.
     """
     rows = []
-    for s in samples:
-        if s.instances:
-            segmenter.set_image(s.image)
-            rows.append(_box_rows(segmenter, s.masks))
+    for si, s in enumerate(samples):
+        if not s.instances:
+            continue
+        segmenter.set_image(s.image)
+        row = _box_rows(segmenter, s.masks)
+        row["image"] = np.full(len(s.masks), si, dtype=np.int64)
+        if clicks:
+            row["click"] = click_all_instances(segmenter, s.masks, clicks)[0]
+        rows.append(row)
     if not rows:
-        raise ValueError("box_prompt_ious: no instances in the samples.")
+        raise ValueError("no instances in the evaluation images: nothing to prompt.")
     return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+
+
+def box_prompt_ious(segmenter: Any, samples: list[Sample]) -> dict[str, np.ndarray]:
+    """`sam2_instance_ious` without the clicks: per instance, how a box prompt is answered
+    (``image``, ``model``, ``ellipse``, ``area``, ``fill``)."""
+    return sam2_instance_ious(segmenter, samples, clicks=0)
 
 
 def ious_by_box_fill(

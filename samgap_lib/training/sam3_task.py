@@ -465,12 +465,34 @@ class Sam3Task:
             cache[i] = (boxes, area(self.mask_hw), masks if loss_size is None else area(loss_size))
         return cache[i]
 
-    def evaluate(self, model: Any, samples: list[Sample], device: torch.device) -> dict[str, float]:
+    def segmenter(self, model: Any, device: torch.device) -> Any:
+        """``model`` as the `ConceptSegmenter` validation prompts."""
         from samgap_lib.models.hf_sam3 import HFConceptSegmenter
 
+        threshold = self.cfg["eval"]["threshold"]
+        return HFConceptSegmenter(model, self.processor, device=device, threshold=threshold)
+
+    def evaluate(self, model: Any, samples: list[Sample], device: torch.device) -> dict[str, float]:
         e = self.cfg["eval"]
-        seg = HFConceptSegmenter(model, self.processor, device=device, threshold=e["threshold"])
+        seg = self.segmenter(model, device)
         return evaluate_sam3(seg, samples, list(e["phrases"]), e["threshold"])["summary"]
+
+    def per_image(
+        self, model: Any, samples: list[Sample], device: torch.device
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """`evaluate`'s recall and precision per image: ``{"recall[p]": (found, named),
+        "precision[p]": (found, kept)}``, each ``(len(samples),)``, for intervals over images
+        (`samgap_lib.metrics.bootstrap_ratio`); a phrase that names no instance in ``samples``
+        has no recall, one with no detection kept no precision."""
+        e = self.cfg["eval"]
+        seg = self.segmenter(model, device)
+        scored = evaluate_sam3(seg, samples, list(e["phrases"]), e["threshold"])
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for p, c in scored["per_image"].items():
+            for what, den in (("recall", "named"), ("precision", "kept")):
+                if c[den].sum() > 0:
+                    out[f"{what}[{p}]"] = (c["found"].astype(float), c[den].astype(float))
+        return out
 
 
 def predict_sam3(segmenter: Any, samples: list[Sample], phrases: list[str]) -> dict[str, list[Any]]:
@@ -516,8 +538,11 @@ def score_sam3(
     -------
     dict
         ``summary`` (flat floats: ``recall[p]``, ``precision[p]``, ``det_per_image[p]``,
-        ``selectivity[p]``, ``cgF1``, ``pmF1``, ``IL_MCC``, ``AP``, ``AP50``) and
-        ``predictions`` (``preds``).
+        ``selectivity[p]``, ``cgF1``, ``pmF1``, ``IL_MCC``, ``AP``, ``AP50``),
+        ``per_image`` (``{p: {"found", "named", "kept"}}``: ``(len(samples),)`` int arrays, the
+        instances found, the instances ``p`` names and the detections kept on each image, whose
+        sums give recall and precision: for intervals over images,
+        `samgap_lib.metrics.bootstrap_ratio`) and ``predictions`` (``preds``).
     """
     concepts = [concept_of(p) for p in phrases]
     missing = [p for p in phrases if len(preds.get(p, ())) != len(samples)]
@@ -527,10 +552,11 @@ def score_sam3(
             f"{missing} have not. Make them with predict_sam3(segmenter, samples, phrases)."
         )
     summary: dict[str, float] = {}
+    per_image: dict[str, dict[str, np.ndarray]] = {}
     results = []
     saco = to_saco(samples, concepts)
     for ci, c in enumerate(concepts):
-        tp = n_det = n_gt = 0
+        counts = {k: np.zeros(len(samples), np.int64) for k in ("found", "named", "kept")}
         right = wrong = 0
         opposite = {"ripe": "unripe", "unripe": "ripe"}.get(str(c.attributes.get("ripeness")))
         for si, s in enumerate(samples):
@@ -540,9 +566,9 @@ def score_sam3(
             idx = [k for k, inst in enumerate(s.instances) if c.matches(inst)]
             gt = s.masks[idx] if idx else np.zeros((0, s.height, s.width), bool)
             pi, _, _ = match_detections(masks, gt, iou_threshold=iou_threshold)
-            tp += len(pi)
-            n_det += int(keep.sum())
-            n_gt += len(idx)
+            counts["found"][si] = len(pi)
+            counts["kept"][si] = int(keep.sum())
+            counts["named"][si] = len(idx)
             if opposite is not None and len(masks) and s.instances:
                 pj, gj, _ = match_detections(masks, s.masks, iou_threshold=iou_threshold)
                 for g in gj:
@@ -560,6 +586,8 @@ def score_sam3(
                         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
                     }
                 )
+        per_image[c.text] = counts
+        tp, n_det, n_gt = (int(counts[k].sum()) for k in ("found", "kept", "named"))
         summary[f"recall[{c.text}]"] = tp / n_gt if n_gt else float("nan")
         summary[f"precision[{c.text}]"] = tp / n_det if n_det else float("nan")
         summary[f"det_per_image[{c.text}]"] = n_det / max(1, len(samples))
@@ -573,4 +601,4 @@ def score_sam3(
     summary["IL_MCC"] = float(cg["IL_MCC"])
     ap = coco_ap(saco, results, iou_type="segm")
     summary["AP"], summary["AP50"] = float(ap["AP"]), float(ap["AP50"])
-    return {"summary": summary, "predictions": preds}
+    return {"summary": summary, "per_image": per_image, "predictions": preds}

@@ -94,11 +94,8 @@ def make_task(cfg: dict[str, Any], model: Any, processor: Any) -> Any:
     return Sam3Task(cfg, model, processor)
 
 
-def evaluate_start(cfg: dict[str, Any]) -> dict[str, float]:
-    """Validation metrics of the model ``cfg`` starts from (``init``: a checkpoint, or from
-    scratch), before any training: the task's periodic validation (mIoU/NoC for SAM2,
-    cgF1/AP for SAM3) on the ``data.n_val`` validation images, on the device that
-    ``train.device`` resolves to as in `train` (``auto``: CUDA when available)."""
+def _start(cfg: dict[str, Any]) -> tuple[Any, Any, list[Any], torch.device]:
+    """The task, the model ``cfg`` starts from, its validation images and the device."""
     n_val = int(cfg["data"]["n_val"])
     if n_val <= 0:
         raise ValueError(
@@ -106,8 +103,29 @@ def evaluate_start(cfg: dict[str, Any]) -> dict[str, float]:
         )
     device = _device(cfg["train"]["device"], 0)
     model, processor = build_model(cfg)
-    task = make_task(cfg, model, processor)
-    return task.evaluate(model, load_samples(cfg, "val", n_val), device)
+    return make_task(cfg, model, processor), model, load_samples(cfg, "val", n_val), device
+
+
+def evaluate_start(cfg: dict[str, Any]) -> dict[str, float]:
+    """Validation metrics of the model ``cfg`` starts from (``init``: a checkpoint, or from
+    scratch), before any training: the task's periodic validation (mIoU/NoC for SAM2,
+    cgF1/AP for SAM3) on the ``data.n_val`` validation images, on the device that
+    ``train.device`` resolves to as in `train` (``auto``: CUDA when available)."""
+    task, model, samples, device = _start(cfg)
+    return task.evaluate(model, samples, device)
+
+
+def validation_per_image(cfg: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`evaluate_start`'s ratio metrics per validation image: ``{metric: (numerator,
+    denominator)}``, each ``(data.n_val,)`` (SAM2: summed IoUs and apples, for box and click
+    mIoU; SAM3: apples found over apples named or detections kept, per phrase).
+
+    Give it a run's ``cfg`` for the model before training and the same ``cfg`` with
+    ``init.checkpoint`` set to the run's ``final`` folder for the model after: both are scored
+    on the same images, so `samgap_lib.metrics.paired_differences` puts an interval on each
+    change."""
+    task, model, samples, device = _start(cfg)
+    return task.per_image(model, samples, device)
 
 
 def _dist_setup() -> tuple[int, int, int]:

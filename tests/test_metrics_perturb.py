@@ -17,7 +17,7 @@ from samgap_lib.data import (
     to_saco,
     usable_concepts,
 )
-from samgap_lib.metrics import boundary_f1, concept_recall, iou, noc
+from samgap_lib.metrics import boundary_f1, concept_counts, concept_recall, iou, noc
 from samgap_lib.metrics.perturb import (
     METRICS,
     PERTURBATIONS,
@@ -28,6 +28,7 @@ from samgap_lib.metrics.perturb import (
     confuse_attributes,
     degrade_track,
     dilate,
+    drop_images,
     drop_instances,
     duplicate_detections,
     erode,
@@ -204,6 +205,43 @@ def test_missed_instances_are_nested(data, base):
     for d_small, d_large in zip(small["apple"], large["apple"], strict=True):
         assert set(d_large.sources.tolist()) <= set(d_small.sources.tolist())
     assert sum(map(len, drop_instances(base, samples, 1.0)["apple"])) == 0
+
+
+def test_dropped_images_lose_every_instance_and_are_nested(data, base):
+    samples, concepts = data
+    small = drop_images(base, samples, 0.3, seed=5)
+    large = drop_images(base, samples, 0.7, seed=5)
+    for p in base:
+        for i, (b, d_small, d_large) in enumerate(zip(base[p], small[p], large[p], strict=True)):
+            for d in (d_small, d_large):
+                assert len(d) in (0, len(b))  # an image keeps all its detections or none
+            if len(b) and not len(d_small):
+                assert not len(d_large), (p, i)  # missed at 30 %: missed at 70 % too
+    assert sum(map(len, drop_images(base, samples, 1.0)["apple"])) == 0
+    assert drop_images(base, samples, 0.0) == base
+    # spurious detections (source -1) are not the model's recall: they stay
+    noisy = add_false_positives(base, samples, concepts, 2, seed=0)
+    gone = drop_images(noisy, samples, 1.0)
+    for p in noisy:
+        for d_noisy, d_gone in zip(noisy[p], gone[p], strict=True):
+            assert len(d_gone) == int((d_noisy.sources < 0).sum())
+
+
+def test_concept_counts_per_image_sum_to_recall(data, base):
+    samples, concepts = data
+    pred = drop_instances(base, samples, 0.4, seed=1)
+    counts = concept_counts(samples, pred, concepts)
+    recall = concept_recall(samples, pred, concepts)
+    for c in concepts:
+        n = counts[c.text]
+        assert all(v.shape == (len(samples),) for v in n.values())
+        np.testing.assert_array_equal(n["named"], [len(s.select(c)) for s in samples])
+        np.testing.assert_array_equal(n["kept"], [len(d) for d in pred[c.text]])
+        assert (n["found"] <= np.minimum(n["named"], n["kept"])).all()
+        if n["named"].sum():
+            assert recall[f"recall[{c.text}]"] == n["found"].sum() / n["named"].sum()
+        else:
+            assert np.isnan(recall[f"recall[{c.text}]"])
 
 
 def test_false_positives_land_on_negative_phrases_only(data, base):

@@ -36,6 +36,7 @@ __all__ = [
     "INSTANCE_OUTCOMES",
     "attribute_accuracy",
     "cgf1",
+    "concept_counts",
     "concept_errors",
     "concept_recall",
     "detection_error_labels",
@@ -500,21 +501,51 @@ def _prediction(predictions: Mapping[str, Sequence[Any]], phrase: str, i: int, s
     return m, _check_scores(scores, len(m))
 
 
-def _per_phrase_counts(samples, predictions, concepts, score_threshold, iou_threshold):
+def concept_counts(
+    samples: Sequence[Sample],
+    predictions: Mapping[str, Sequence[Any]],
+    concepts: Sequence[Concept | str],
+    score_threshold: float = 0.5,
+    iou_threshold: float = 0.5,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per phrase and per image, the counts behind recall and precision.
+
+    For phrase c and image i: ``found[i]`` instances c denotes that a detection with score
+    ``>= score_threshold`` matches one-to-one at IoU ``>= iou_threshold`` (`match_detections`),
+    ``named[i]`` instances c denotes, ``kept[i]`` detections over the threshold. Recall is
+    ``found.sum() / named.sum()`` and precision ``found.sum() / kept.sum()`` (`concept_recall`);
+    kept per image, the counts give intervals over images
+    (`samgap_lib.metrics.bootstrap_ratio(found, named)`).
+
+    Returns
+    -------
+    dict
+        ``{phrase: {"found", "named", "kept"}}``, each an ``(len(samples),)`` int64 array.
+    """
     counts = {}
     for c in as_concepts(concepts):
-        tp = fp = fn = 0
+        per = {k: np.zeros(len(samples), np.int64) for k in ("found", "named", "kept")}
         for i, s in enumerate(samples):
             m, sc = _prediction(predictions, c.text, i, s)
             idx = denoted_instances(s, c)
             gt = s.masks[idx] if idx.size else np.zeros((0, s.height, s.width), bool)
             pi, _, _ = match_detections(m, gt, sc, score_threshold, iou_threshold)
-            n_det = int((sc >= score_threshold).sum())
-            tp += len(pi)
-            fp += n_det - len(pi)
-            fn += len(idx) - len(pi)
-        counts[c.text] = (tp, fp, fn)
+            per["found"][i] = len(pi)
+            per["named"][i] = len(idx)
+            per["kept"][i] = int((sc >= score_threshold).sum())
+        counts[c.text] = per
     return counts
+
+
+def _per_phrase_counts(samples, predictions, concepts, score_threshold, iou_threshold):
+    """``{phrase: (TP, FP, FN)}`` pooled over the samples."""
+    out = {}
+    for text, c in concept_counts(
+        samples, predictions, concepts, score_threshold, iou_threshold
+    ).items():
+        tp, kept, named = (int(c[k].sum()) for k in ("found", "kept", "named"))
+        out[text] = (tp, kept - tp, named - tp)
+    return out
 
 
 def concept_recall(

@@ -8,8 +8,9 @@ a known strength, and score the result with every metric. This module holds
   `ground_truth_predictions` (``predictions[phrase][i]`` for ``samples[i]``, the form the
   concept metrics of `samgap_lib.metrics.concept` read);
 * the perturbations, each pure and seeded: `erode_predictions` / `dilate_predictions`
-  (boundary error of ``r`` pixels), `drop_instances` (missed instances),
-  `add_false_positives` (detections on phrases that denote nothing), `duplicate_detections`,
+  (boundary error of ``r`` pixels), `drop_instances` (missed instances), `drop_images` (every
+  instance of some images missed), `add_false_positives` (detections on phrases that denote
+  nothing), `duplicate_detections`,
   `calibrate_scores` (a monotone score transform: ranking kept, threshold crossings change) and
   `confuse_attributes` (an attribute phrase answered with the wrong apples);
 * `coco_results`, the same predictions as a COCO results list over SA-Co (image, phrase) pair
@@ -58,6 +59,7 @@ __all__ = [
     "degrade_track",
     "dilate",
     "dilate_predictions",
+    "drop_images",
     "drop_instances",
     "duplicate_detections",
     "erode",
@@ -73,7 +75,7 @@ __all__ = [
 ]
 
 # Seed-stream tags: one per kind of random choice, so the perturbations draw independently.
-_SCORE, _DROP, _FP, _DUP, _ATTR, _BG, _JITTER = range(1, 8)
+_SCORE, _DROP, _FP, _DUP, _ATTR, _BG, _JITTER, _DROP_IMAGE = range(1, 9)
 
 # The keys `evaluate` returns, in table order: geometric metrics, then concept metrics.
 METRICS = (
@@ -396,6 +398,31 @@ def drop_instances(
 
     def one(i: int, _p: str, d: Detections) -> Detections:
         keep = [k for k, src in enumerate(d.sources) if src < 0 or not missed[i][src]]
+        return d if len(keep) == len(d) else d.subset(keep)
+
+    return _map(predictions, one)
+
+
+def drop_images(
+    predictions: PredictionSet, samples: Sequence[Sample], frac: float, seed: int = 0
+) -> PredictionSet:
+    """Miss every instance of a fraction of the images: a model that fails on whole scenes (a
+    dark or back-lit photograph, an unusual camera) rather than on apples one at a time.
+
+    Image ``i`` is missed when ``u[i] < frac`` for a uniform draw ``u`` that depends only on
+    ``(seed, i)``, so the missed images are nested as ``frac`` grows. Expected recall is the
+    same as `drop_instances` at the same ``frac``; the errors are grouped by image, which is
+    what intervals over images (`samgap_lib.metrics.bootstrap_ratio`) see and intervals over
+    instances do not. Spurious detections (source -1) are kept.
+    """
+    _check_predictions(predictions, samples)
+    f = _check_fraction("frac", frac)
+    missed = [bool(_rng(seed, _DROP_IMAGE, i).random() < f) for i in range(len(samples))]
+
+    def one(i: int, _p: str, d: Detections) -> Detections:
+        if not missed[i]:
+            return d
+        keep = [k for k, src in enumerate(d.sources) if src < 0]
         return d if len(keep) == len(d) else d.subset(keep)
 
     return _map(predictions, one)

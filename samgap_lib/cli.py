@@ -20,7 +20,7 @@ from pathlib import Path
 from . import __version__
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("metrics", "models", "train")
+BENCHMARKS = ("metrics", "models", "parallel", "train")
 
 
 def _cmd_data_synthetic(args: argparse.Namespace) -> int:

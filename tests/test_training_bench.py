@@ -114,3 +114,59 @@ def test_click_cost_times_both_predictions():
 
     cost = click_cost_ms(size=128, radius=20, repeats=1)  # a timing: its ratio is for the book
     assert set(cost) == {"near", "random"} and all(v > 0 for v in cost.values())
+
+
+def test_recipe_step_seconds_refuses_settings_it_cannot_run():
+    from samgap_lib.training.bench import recipe_step_seconds
+
+    with pytest.raises(ValueError, match="does not split over 3 processes"):
+        recipe_step_seconds("sam2", processes=3)  # the recipe's batch is 2 images
+    with pytest.raises(ValueError, match="several processes of one thread each"):
+        recipe_step_seconds("sam2", processes=2, threads=2)
+    with pytest.raises(ValueError, match="steps a multiple of skip"):
+        recipe_step_seconds("sam2", steps=10, skip=4)
+
+
+@pytest.mark.slow
+def test_recipe_step_seconds_times_one_process_and_two_ddp_processes(tmp_path):
+    """The recipe trained for a few steps through the CLI, alone and as two gloo processes
+    that split its batch; the time comes from each run's log."""
+    from samgap_lib.training.bench import recipe_step_seconds
+
+    one = recipe_step_seconds("sam2", 1, 1, steps=4, skip=2, n_train=6, work_dir=tmp_path)
+    two = recipe_step_seconds("sam2", 2, 1, steps=4, skip=2, n_train=6, work_dir=tmp_path)
+    for r, procs in ((one, 1), (two, 2)):
+        assert r["processes"] == procs and r["threads"] == 1 and r["batch_images"] == 2
+        assert r["steps_timed"] == 2 and 0 < r["s_per_step"] < 60
+    assert list(tmp_path.iterdir()) == []  # the runs' folders are removed
+
+
+def test_bench_parallel_script_reports_each_setting(tmp_path, monkeypatch):
+    """benchmarks/bench_parallel.py: a row per (processes, threads) with the median of its
+    repeats and its speed-up against one thread (the runs replaced by a fake here)."""
+    import samgap_lib.training.bench as bench
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_parallel", REPO / "benchmarks" / "bench_parallel.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    fake = {(1, 1): [0.4, 0.5, 0.45], (1, 2): [0.3, 0.35, 0.2], (2, 1): [0.25, 0.3, 0.2]}
+    calls = []
+
+    def step_seconds(model, processes, threads, steps, skip):
+        calls.append((processes, threads))
+        return {
+            "s_per_step": fake[(processes, threads)][
+                sum(c == (processes, threads) for c in calls) - 1
+            ]
+        }
+
+    monkeypatch.setattr(bench, "recipe_step_seconds", step_seconds)
+    out = tmp_path / "p.json"
+    assert mod.main(["--models", "sam2", "--cores", "2", "--repeats", "3", "--out", str(out)]) == 0
+    assert calls[:3] == [(1, 1), (1, 2), (2, 1)]  # alternated, so a neighbour's load falls on each
+    rows = {(r["processes"], r["threads"]): r for r in json.loads(out.read_text())["rows"]}
+    assert rows[(1, 1)]["s_per_step"] == pytest.approx(0.45)
+    assert rows[(2, 1)]["s_per_step"] == pytest.approx(0.25)
+    assert rows[(2, 1)]["speedup_vs_one_thread"] == pytest.approx(0.45 / 0.25)

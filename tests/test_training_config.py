@@ -44,6 +44,8 @@ def test_unknown_key_names_it_and_suggests(tmp_path):
         ({"eval": {"nms_iou": 1.5}}, r"eval.nms_iou must be in \(0, 1\] or null, got 1.5"),
         ({"eval": {"nms_iou": "half"}}, r"'eval.nms_iou' must be"),
         ({"loss": {"mask_loss_size": 0}}, r"loss.mask_loss_size must be > 0 or null, got 0"),
+        ({"data": {"render_size": 8}}, r"data.render_size must be >= 16 px or null .*got 8"),
+        ({"data": {"render_size": 128.0}}, r"'data.render_size' must be int or null"),
         ({"loss": {"mask_loss_size": 56.5}}, r"'loss.mask_loss_size' must be int or null"),
         ({"loss": {"o2m_weight": -2.0}}, r"loss.o2m_weight must be >= 0 \(0 = off\), got -2.0"),
         ({"loss": {"o2m_alpha": 1.3}}, r"loss.o2m_alpha must be in \[0, 1\], got 1.3"),
@@ -107,6 +109,32 @@ def test_cli_reports_config_error(tmp_path, capsys):
     p.write_text("model: sam2\ntrain: {batch: 3}\n")
     assert cli_main(["train", "sam2", "--config", str(p)]) == 2
     assert "unknown key 'train.batch'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["sam2", "sam3"])
+def test_render_size_renders_small_then_resizes_to_the_model_input(tmp_path, model):
+    """data.render_size: the synthetic scenes of that side, resized to the model's input as the
+    held-out images are; null renders at data.image_size."""
+    from samgap_lib.data import synthetic_orchard
+    from samgap_lib.data.profiles import SPLIT_START
+    from samgap_lib.training.data import load_samples
+
+    cfg = load_config(tiny_config(model, tmp_path, data={"render_size": 48, "n_train": 3}))
+    samples = load_samples(cfg, "train", 3)
+    assert {s.image.shape[:2] for s in samples} == {(48, 48)}
+    if model == "sam2":  # no ripeness mix: the same scenes as the generator's train split
+        ref = synthetic_orchard(
+            3, seed=cfg["data"]["seed"], size=(48, 48), start=SPLIT_START["train"]
+        )
+        assert all(np.array_equal(a.image, b.image) for a, b in zip(samples, ref, strict=True))
+    size = cfg["data"]["image_size"]
+    assert size != 48
+    pool = make_pool(samples, size)
+    assert pool.images.shape[1:3] == (size, size)
+    assert pool.n_instances == sum(len(s.instances) for s in samples)
+    plain = load_config(tiny_config(model, tmp_path, data={"n_train": 3}))
+    assert plain["data"]["render_size"] is None
+    assert {s.image.shape[:2] for s in load_samples(plain, "train", 3)} == {(size, size)}
 
 
 def test_dataset_without_instances_refused():

@@ -651,14 +651,54 @@ def test_score_sam3_per_image_counts_sum_to_recall_and_precision():
     assert summary["precision[apple]"] == apple["found"].sum() / apple["kept"].sum()
 
 
+def test_score_sam3_keeps_a_score_at_the_threshold_as_cgf1_and_the_metrics_library_do():
+    """One convention: a detection scored exactly ``threshold`` is kept by recall, precision,
+    selectivity and cgF1 alike (``score >= threshold``), as `concept_counts` keeps it."""
+    from samgap_lib.metrics import concept_counts
+    from samgap_lib.models.base import ConceptPrediction
+    from samgap_lib.prompts import boxes_from_masks
+    from samgap_lib.training.sam3_task import concept_of, score_sam3
+
+    samples = [s for s in synthetic_orchard(12, seed=3, size=(64, 64)) if s.instances][:3]
+    phrases = ["apple", "ripe apple"]
+    preds = {
+        p: [
+            ConceptPrediction(
+                p, s.masks, boxes_from_masks(s.masks), np.full(len(s.masks), 0.5), 1.0
+            )
+            for s in samples
+        ]
+        for p in phrases
+    }
+    out = score_sam3(preds, samples, phrases, threshold=0.5)
+    assert out["summary"]["recall[apple]"] == 1.0 and out["summary"]["precision[apple]"] == 1.0
+    assert out["summary"]["pmF1"] > 0  # cgF1 kept them too
+    assert out["summary"]["selectivity[ripe apple]"] == pytest.approx(
+        sum(i.attributes["ripeness"] == "ripe" for s in samples for i in s.instances)
+        / sum(i.attributes["ripeness"] in ("ripe", "unripe") for s in samples for i in s.instances)
+    )
+    ref = concept_counts(samples, preds, [concept_of(p) for p in phrases], 0.5, 0.5)
+    for p in phrases:
+        for k in ("found", "named", "kept"):
+            np.testing.assert_array_equal(out["per_image"][p][k], ref[p][k])
+    above = score_sam3(preds, samples, phrases, threshold=0.5 + 1e-9)["summary"]
+    assert above["precision[apple]"] != above["precision[apple]"]  # nothing kept: nan
+
+
 @pytest.mark.parametrize("model", ["sam2", "sam3"])
 def test_validation_per_image_sums_to_the_validation_and_pairs_before_after(tmp_path, model):
     from samgap_lib.metrics import bootstrap_ratio, paired_differences
-    from samgap_lib.training import validation_per_image
+    from samgap_lib.training import start_validation, validation_per_image
 
     cfg = load_config(tiny_config(model, tmp_path / "run"))
     before = validation_per_image(cfg)
     metrics = evaluate_start(cfg)
+    both, per = start_validation(cfg)  # the two from one pass, equal to each alone
+    assert both.keys() == metrics.keys() and per.keys() == before.keys()
+    assert all(np.isclose(both[k], metrics[k], equal_nan=True) for k in metrics)
+    for k, (num, den) in per.items():
+        np.testing.assert_array_equal(num, before[k][0])
+        np.testing.assert_array_equal(den, before[k][1])
     n_val = cfg["data"]["n_val"]
     assert before  # SAM2: box and click mIoUs; SAM3: recall and precision per phrase
     for name, (num, den) in before.items():

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -89,10 +90,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_ddp_gloo_two_processes_identical_replicas(tmp_path):
+@pytest.mark.parametrize("model", ["sam2", "sam3"])
+def test_ddp_gloo_two_processes_identical_replicas(tmp_path, model):
     cfg = write_config(
         tmp_path / "c.yml",
-        tiny_config("sam2", tmp_path / "ddp", train={"steps": 3}, data={"n_val": 0}),
+        tiny_config(model, tmp_path / "ddp", train={"steps": 3}, data={"n_val": 0}),
     )
     env = cli_env()
     env["SAMGAP_DDP_BACKEND"] = "gloo"
@@ -109,7 +111,7 @@ def test_ddp_gloo_two_processes_identical_replicas(tmp_path):
         "-m",
         "samgap_lib.cli",
         "train",
-        "sam2",
+        model,
         "--config",
         str(cfg),
     ]
@@ -120,3 +122,36 @@ def test_ddp_gloo_two_processes_identical_replicas(tmp_path):
     assert len(set(info["param_digests"])) == 1
     assert (tmp_path / "ddp" / "final" / "model.safetensors").is_file()
     assert [r["step"] for r in _losses(tmp_path / "ddp")] == [1, 2, 3]
+
+
+def _reduce_in_rank(rank: int, init: str, terms: list[dict[str, float]], out: str) -> None:
+    import torch.distributed as dist
+
+    from samgap_lib.training.trainer import _reduce_terms
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=len(terms))
+    try:
+        got = _reduce_terms(terms[rank], len(terms), torch.device("cpu"))
+        Path(f"{out}.{rank}").write_text(json.dumps(got))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_loss_terms_reduce_when_ranks_log_different_terms(tmp_path):
+    """A rank whose batch has no instance logs no mask loss: the ranks agree on the names
+    first (an all-reduce of tensors of different lengths hangs gloo), then each term is the
+    mean over the ranks that logged it."""
+    import torch.multiprocessing as tmp_mp
+
+    terms = [
+        {"loss": 2.0, "class": 1.0, "mask_focal": 0.5},
+        {"loss": 4.0, "class": 3.0, "semantic": 0.25},
+    ]
+    init = f"file://{tmp_path / 'store'}"
+    out = str(tmp_path / "terms")
+    tmp_mp.start_processes(
+        _reduce_in_rank, args=(init, terms, out), nprocs=2, join=True, start_method="spawn"
+    )
+    for rank in range(2):
+        got = json.loads(Path(f"{out}.{rank}").read_text())
+        assert got == {"loss": 3.0, "class": 2.0, "mask_focal": 0.5, "semantic": 0.25}

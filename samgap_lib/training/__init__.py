@@ -6,6 +6,7 @@ or from released checkpoints; losses, configs, checkpoints, logs, DDP and orchar
   gradient checkpointing, DistributedDataParallel under torchrun, exact resume);
   `evaluate_start(cfg)`: the same validation on the model a run starts from.
   `validation_per_image(cfg)`: its ratio metrics per validation image, for intervals over images.
+  `start_validation(cfg)`: both from one pass over the validation images.
 - `ensure_orchard_tiny()`: the smoke profile's SAM2 and SAM3 trained from scratch (cached).
 - `DensePromptSegmenter`: how to prompt an orchard-tiny SAM2 (prompts drawn into the mask input).
 - `OFFICIAL_RECIPES`, `recipe_table()`: the released fine-tuning recipes as data.
@@ -32,7 +33,7 @@ from .recipes import (
     read_card,
     recipe_table,
 )
-from .trainer import TrainResult, evaluate_start, train, validation_per_image
+from .trainer import TrainResult, evaluate_start, start_validation, train, validation_per_image
 
 __all__ = [
     "OFFICIAL_RECIPES",
@@ -57,6 +58,7 @@ __all__ = [
     "recipe_table",
     "sam2_mask_loss",
     "sigmoid_focal_loss",
+    "start_validation",
     "train",
     "validation_per_image",
 ]

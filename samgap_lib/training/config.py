@@ -38,6 +38,7 @@ _NULLABLE: dict[str, tuple[type, ...]] = {
     "init.checkpoint": (str,),
     "init.num_queries": (int,),
     "data.root": (str,),
+    "data.render_size": (int,),
     "train.num_threads": (int,),
     "loss.max_matched_queries": (int,),
     "loss.mask_loss_size": (int,),
@@ -189,6 +190,12 @@ def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
         a = cfg["loss"]["all_candidates"]
         if a < 0:
             raise ConfigError(f"{where}: loss.all_candidates must be >= 0 (0 = off), got {a}.")
+    r = cfg["data"]["render_size"]
+    if r is not None and r < 16:
+        raise ConfigError(
+            f"{where}: data.render_size must be >= 16 px or null (render at data.image_size), "
+            f"got {r}."
+        )
     m = cfg["loss"]["mask_loss_size"]
     if m is not None and m <= 0:
         raise ConfigError(f"{where}: loss.mask_loss_size must be > 0 or null, got {m}.")

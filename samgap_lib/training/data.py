@@ -47,11 +47,14 @@ class Pool:
 
 def load_samples(cfg: dict[str, Any], split: str, n: int, workers: int = 1) -> list[Sample]:
     """The samples of a config's data section for ``split`` (``train``, ``val``, ``test``);
-    ``workers`` processes render synthetic images (the same images for any number)."""
+    ``workers`` processes render synthetic images (the same images for any number).
+    Synthetic images are rendered at ``data.render_size`` px when it is set (`make_pool` then
+    resizes them to the model's input), else at ``data.image_size``."""
     d = cfg["data"]
     if d["source"] == "minneapple":
         return profile_samples("paper", n, seed=d["seed"], data_root=d["root"], split=split)
-    size = (d["image_size"], d["image_size"])
+    side = d.get("render_size") or d["image_size"]
+    size = (side, side)
     start = SPLIT_START[split]
     if split == "train" and d.get("ripeness_mix"):
         out: list[Sample] = []

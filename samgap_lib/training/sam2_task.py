@@ -39,6 +39,7 @@ __all__ = [
     "Sam2Task",
     "sample_prompts",
     "evaluate_sam2",
+    "sam2_summary",
     "box_prompt_ious",
     "sam2_instance_ious",
     "ious_by_box_fill",
@@ -305,22 +306,26 @@ class Sam2Task:
         return DensePromptSegmenter(seg) if self.cfg["prompts"]["dense"] else seg
 
     def evaluate(self, model: Any, samples: list[Sample], device: torch.device) -> dict[str, float]:
-        return evaluate_sam2(
-            self.segmenter(model, device), samples, clicks=self.cfg["eval"]["clicks"]
-        )
+        return self.validate(model, samples, device)[0]
 
     def per_image(
         self, model: Any, samples: list[Sample], device: torch.device
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """`evaluate`'s mean IoUs per image: ``{metric: (summed IoUs, apples)}``, each
         ``(len(samples),)``, for intervals over images (`samgap_lib.metrics.bootstrap_ratio`)."""
+        return self.validate(model, samples, device)[1]
+
+    def validate(
+        self, model: Any, samples: list[Sample], device: torch.device
+    ) -> tuple[dict[str, float], dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """`evaluate` and `per_image` from one pass of the prompts over ``samples``."""
         clicks = int(self.cfg["eval"]["clicks"])
         per = sam2_instance_ious(self.segmenter(model, device), samples, clicks)
         n = len(samples)
         out = {"box_mIoU": unit_sums(per["model"], per["image"], n)}
         for k in range(clicks):
             out[f"click_mIoU@{k + 1}"] = unit_sums(per["click"][:, k], per["image"], n)
-        return out
+        return sam2_summary(per, clicks), out
 
 
 def evaluate_sam2(segmenter: Any, samples: list[Sample], clicks: int = 3) -> dict[str, float]:
@@ -332,7 +337,11 @@ def evaluate_sam2(segmenter: Any, samples: list[Sample], clicks: int = 3) -> dic
     model-free baseline for the same boxes: the ellipse inscribed in each (`box_ellipse_masks`).
     Every mean is over all instances of ``samples`` (`sam2_instance_ious` keeps them apart).
     """
-    per = sam2_instance_ious(segmenter, samples, clicks)
+    return sam2_summary(sam2_instance_ious(segmenter, samples, clicks), clicks)
+
+
+def sam2_summary(per: dict[str, np.ndarray], clicks: int) -> dict[str, float]:
+    """`evaluate_sam2`'s means over all instances of `sam2_instance_ious`' rows ``per``."""
     out = {
         "box_mIoU": float(np.mean(per["model"])),
         "box_ellipse_mIoU": float(np.mean(per["ellipse"])),

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from samgap_lib.data import Concept, Sample, mask_to_rle, to_saco
-from samgap_lib.metrics import cgf1, coco_ap, match_detections
+from samgap_lib.metrics import cgf1, coco_ap, concept_counts, match_detections
 from samgap_lib.models.hf_sam3 import POSTPROCESS_KEY
 from samgap_lib.prompts import boxes_from_masks
 from samgap_lib.prompts.concepts import ORCHARD_ALL
@@ -473,9 +473,7 @@ class Sam3Task:
         return HFConceptSegmenter(model, self.processor, device=device, threshold=threshold)
 
     def evaluate(self, model: Any, samples: list[Sample], device: torch.device) -> dict[str, float]:
-        e = self.cfg["eval"]
-        seg = self.segmenter(model, device)
-        return evaluate_sam3(seg, samples, list(e["phrases"]), e["threshold"])["summary"]
+        return self.validate(model, samples, device)[0]
 
     def per_image(
         self, model: Any, samples: list[Sample], device: torch.device
@@ -484,6 +482,12 @@ class Sam3Task:
         "precision[p]": (found, kept)}``, each ``(len(samples),)``, for intervals over images
         (`samgap_lib.metrics.bootstrap_ratio`); a phrase that names no instance in ``samples``
         has no recall, one with no detection kept no precision."""
+        return self.validate(model, samples, device)[1]
+
+    def validate(
+        self, model: Any, samples: list[Sample], device: torch.device
+    ) -> tuple[dict[str, float], dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """`evaluate` and `per_image` from one pass of the phrases over ``samples``."""
         e = self.cfg["eval"]
         seg = self.segmenter(model, device)
         scored = evaluate_sam3(seg, samples, list(e["phrases"]), e["threshold"])
@@ -492,7 +496,7 @@ class Sam3Task:
             for what, den in (("recall", "named"), ("precision", "kept")):
                 if c[den].sum() > 0:
                     out[f"{what}[{p}]"] = (c["found"].astype(float), c[den].astype(float))
-        return out
+        return scored["summary"], out
 
 
 def predict_sam3(segmenter: Any, samples: list[Sample], phrases: list[str]) -> dict[str, list[Any]]:
@@ -528,11 +532,12 @@ def score_sam3(
     """Per-phrase recall / precision, attribute selectivity, negative detections, cgF1 and AP of
     predictions ``{phrase: [ConceptPrediction per sample]}`` (`predict_sam3`).
 
-    Detections with ``score > threshold`` are matched one-to-one (Hungarian on mask IoU,
-    `samgap_lib.metrics.match_detections`) to the instances the phrase denotes; a match needs
-    IoU >= ``iou_threshold``. Selectivity of an attribute phrase ("ripe apple"): of its detections
-    that match (IoU >= 0.5) any apple with the phrase's attribute value or with the opposite
-    value ("unripe"), the fraction on the right ones.
+    Detections with ``score >= threshold`` (the convention of cgF1 and of the metrics library)
+    are matched one-to-one (Hungarian on mask IoU, `samgap_lib.metrics.match_detections`) to the
+    instances the phrase denotes; a match needs IoU >= ``iou_threshold``; the counts come from
+    `samgap_lib.metrics.concept_counts`. Selectivity of an attribute phrase ("ripe apple"): of
+    its detections that match (IoU >= 0.5) any apple with the phrase's attribute value or with
+    the opposite value ("unripe"), the fraction on the right ones.
 
     Returns
     -------
@@ -552,25 +557,17 @@ def score_sam3(
             f"{missing} have not. Make them with predict_sam3(segmenter, samples, phrases)."
         )
     summary: dict[str, float] = {}
-    per_image: dict[str, dict[str, np.ndarray]] = {}
+    per_image = concept_counts(samples, preds, concepts, threshold, iou_threshold)
     results = []
     saco = to_saco(samples, concepts)
     for ci, c in enumerate(concepts):
-        counts = {k: np.zeros(len(samples), np.int64) for k in ("found", "named", "kept")}
+        counts = per_image[c.text]
         right = wrong = 0
         opposite = {"ripe": "unripe", "unripe": "ripe"}.get(str(c.attributes.get("ripeness")))
         for si, s in enumerate(samples):
             pr = preds[c.text][si]
-            keep = pr.scores > threshold
-            masks = pr.masks[keep]
-            idx = [k for k, inst in enumerate(s.instances) if c.matches(inst)]
-            gt = s.masks[idx] if idx else np.zeros((0, s.height, s.width), bool)
-            pi, _, _ = match_detections(masks, gt, iou_threshold=iou_threshold)
-            counts["found"][si] = len(pi)
-            counts["kept"][si] = int(keep.sum())
-            counts["named"][si] = len(idx)
-            if opposite is not None and len(masks) and s.instances:
-                pj, gj, _ = match_detections(masks, s.masks, iou_threshold=iou_threshold)
+            if opposite is not None and s.instances:
+                _, gj, _ = match_detections(pr.masks, s.masks, pr.scores, threshold, iou_threshold)
                 for g in gj:
                     r = s.instances[int(g)].attributes.get("ripeness")
                     right += r == c.attributes["ripeness"]
@@ -586,7 +583,6 @@ def score_sam3(
                         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
                     }
                 )
-        per_image[c.text] = counts
         tp, n_det, n_gt = (int(counts[k].sum()) for k in ("found", "kept", "named"))
         summary[f"recall[{c.text}]"] = tp / n_gt if n_gt else float("nan")
         summary[f"precision[{c.text}]"] = tp / n_det if n_det else float("nan")

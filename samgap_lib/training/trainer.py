@@ -73,6 +73,7 @@ def _device(setting: str, local_rank: int) -> torch.device:
             raise RuntimeError(
                 "train.device is 'cuda' but no CUDA device is available; use 'cpu' or 'auto'."
             )
+        torch.cuda.set_device(local_rank)  # one GPU per rank (all_gather_object uses it)
         return torch.device("cuda", local_rank)
     return torch.device(setting)
 
@@ -111,8 +112,7 @@ def evaluate_start(cfg: dict[str, Any]) -> dict[str, float]:
     scratch), before any training: the task's periodic validation (mIoU/NoC for SAM2,
     cgF1/AP for SAM3) on the ``data.n_val`` validation images, on the device that
     ``train.device`` resolves to as in `train` (``auto``: CUDA when available)."""
-    task, model, samples, device = _start(cfg)
-    return task.evaluate(model, samples, device)
+    return start_validation(cfg)[0]
 
 
 def validation_per_image(cfg: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -124,8 +124,16 @@ def validation_per_image(cfg: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.
     ``init.checkpoint`` set to the run's ``final`` folder for the model after: both are scored
     on the same images, so `samgap_lib.metrics.paired_differences` puts an interval on each
     change."""
+    return start_validation(cfg)[1]
+
+
+def start_validation(
+    cfg: dict[str, Any],
+) -> tuple[dict[str, float], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """`evaluate_start` and `validation_per_image` together, from one pass of the validation
+    prompts over the model ``cfg`` starts from (each alone runs the same pass)."""
     task, model, samples, device = _start(cfg)
-    return task.per_image(model, samples, device)
+    return task.validate(model, samples, device)
 
 
 def _dist_setup() -> tuple[int, int, int]:
@@ -143,12 +151,20 @@ def _dist_setup() -> tuple[int, int, int]:
 
 
 def _reduce_terms(terms: dict[str, float], world: int, device: torch.device) -> dict[str, float]:
+    """The loss terms of one step averaged over the ranks. Ranks can log different terms (a
+    SAM3 batch without instances has no mask loss), so they first agree on the union of the
+    names; each term is then the mean over the ranks that have it (an all-reduce of tensors of
+    different lengths would hang)."""
     if world == 1:
         return terms
-    keys = sorted(terms)
-    t = torch.tensor([terms[k] for k in keys], dtype=torch.float64, device=device)
+    names: list[Any] = [None] * world
+    dist.all_gather_object(names, sorted(terms))
+    keys = sorted(set().union(*names))
+    t = torch.tensor(
+        [[terms.get(k, 0.0), float(k in terms)] for k in keys], dtype=torch.float64, device=device
+    )
     dist.all_reduce(t)
-    return {k: float(v) / world for k, v in zip(keys, t.tolist(), strict=True)}
+    return {k: s / n for k, (s, n) in zip(keys, t.tolist(), strict=True) if n > 0}
 
 
 def param_digest(model: torch.nn.Module) -> str:

@@ -46,6 +46,10 @@ def test_unknown_key_names_it_and_suggests(tmp_path):
         ({"loss": {"mask_loss_size": 0}}, r"loss.mask_loss_size must be > 0 or null, got 0"),
         ({"data": {"render_size": 8}}, r"data.render_size must be >= 16 px or null .*got 8"),
         ({"data": {"render_size": 128.0}}, r"'data.render_size' must be int or null"),
+        (
+            {"data": {"render_size": 128, "source": "minneapple", "root": "/data"}},
+            r"data.render_size sets the side synthetic images are rendered at; minneapple",
+        ),
         ({"loss": {"mask_loss_size": 56.5}}, r"'loss.mask_loss_size' must be int or null"),
         ({"loss": {"o2m_weight": -2.0}}, r"loss.o2m_weight must be >= 0 \(0 = off\), got -2.0"),
         ({"loss": {"o2m_alpha": 1.3}}, r"loss.o2m_alpha must be in \[0, 1\], got 1.3"),

@@ -196,6 +196,11 @@ def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
             f"{where}: data.render_size must be >= 16 px or null (render at data.image_size), "
             f"got {r}."
         )
+    if r is not None and cfg["data"]["source"] != "synthetic":
+        raise ConfigError(
+            f"{where}: data.render_size sets the side synthetic images are rendered at; "
+            f"{cfg['data']['source']} images are read as they are. Set it to null."
+        )
     m = cfg["loss"]["mask_loss_size"]
     if m is not None and m <= 0:
         raise ConfigError(f"{where}: loss.mask_loss_size must be > 0 or null, got {m}.")

@@ -73,7 +73,6 @@ def _device(setting: str, local_rank: int) -> torch.device:
             raise RuntimeError(
                 "train.device is 'cuda' but no CUDA device is available; use 'cpu' or 'auto'."
             )
-        torch.cuda.set_device(local_rank)  # one GPU per rank (all_gather_object uses it)
         return torch.device("cuda", local_rank)
     return torch.device(setting)
 
@@ -214,6 +213,8 @@ def train(
     tcfg = cfg["train"]
     torch.set_num_threads(resolve_threads(tcfg["num_threads"], world))
     device = _device(tcfg["device"], local_rank)
+    if world > 1 and device.type == "cuda":
+        torch.cuda.set_device(device)  # one GPU per rank (the loss terms' all_gather_object)
     out_dir = Path(tcfg["out_dir"])
     state_path = out_dir / "checkpoints" / "last.pt"
 

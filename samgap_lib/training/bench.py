@@ -401,7 +401,6 @@ def recipe_step_seconds(
     What a machine's cores buy a recipe: threads split each operation of one step, processes
     split the batch and add a gradient all-reduce.
     """
-    import json
     import os
     import subprocess
     import sys
@@ -409,6 +408,7 @@ def recipe_step_seconds(
 
     from samgap_lib.io import write_json
 
+    from .logs import read_jsonl
     from .recipes import ORCHARD_TINY, orchard_tiny_config
 
     batch = int(ORCHARD_TINY[model]["train"]["batch_images"])
@@ -452,11 +452,7 @@ def recipe_step_seconds(
         )
         if proc.returncode:
             raise RuntimeError(f"{model} training run failed:\n{proc.stderr[-2000:]}")
-        wall = {}
-        for line in (out / "log.jsonl").read_text().splitlines():
-            rec = json.loads(line)
-            if "wall_s" in rec:
-                wall[rec["step"]] = rec["wall_s"]
+        wall = {r["step"]: r["wall_s"] for r in read_jsonl(out / "log.jsonl") if "wall_s" in r}
     return {
         "model": model,
         "processes": processes,

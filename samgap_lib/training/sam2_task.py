@@ -308,17 +308,12 @@ class Sam2Task:
     def evaluate(self, model: Any, samples: list[Sample], device: torch.device) -> dict[str, float]:
         return self.validate(model, samples, device)[0]
 
-    def per_image(
-        self, model: Any, samples: list[Sample], device: torch.device
-    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """`evaluate`'s mean IoUs per image: ``{metric: (summed IoUs, apples)}``, each
-        ``(len(samples),)``, for intervals over images (`samgap_lib.metrics.bootstrap_ratio`)."""
-        return self.validate(model, samples, device)[1]
-
     def validate(
         self, model: Any, samples: list[Sample], device: torch.device
     ) -> tuple[dict[str, float], dict[str, tuple[np.ndarray, np.ndarray]]]:
-        """`evaluate` and `per_image` from one pass of the prompts over ``samples``."""
+        """`evaluate` and, from the same pass of the prompts over ``samples``, its mean IoUs per
+        image: ``{metric: (summed IoUs, apples)}``, each ``(len(samples),)``, for intervals over
+        images (`samgap_lib.metrics.bootstrap_ratio`)."""
         clicks = int(self.cfg["eval"]["clicks"])
         per = sam2_instance_ious(self.segmenter(model, device), samples, clicks)
         n = len(samples)

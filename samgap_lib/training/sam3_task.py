@@ -475,19 +475,14 @@ class Sam3Task:
     def evaluate(self, model: Any, samples: list[Sample], device: torch.device) -> dict[str, float]:
         return self.validate(model, samples, device)[0]
 
-    def per_image(
-        self, model: Any, samples: list[Sample], device: torch.device
-    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """`evaluate`'s recall and precision per image: ``{"recall[p]": (found, named),
-        "precision[p]": (found, kept)}``, each ``(len(samples),)``, for intervals over images
-        (`samgap_lib.metrics.bootstrap_ratio`); a phrase that names no instance in ``samples``
-        has no recall, one with no detection kept no precision."""
-        return self.validate(model, samples, device)[1]
-
     def validate(
         self, model: Any, samples: list[Sample], device: torch.device
     ) -> tuple[dict[str, float], dict[str, tuple[np.ndarray, np.ndarray]]]:
-        """`evaluate` and `per_image` from one pass of the phrases over ``samples``."""
+        """`evaluate` and, from the same pass of the phrases over ``samples``, its recall and
+        precision per image: ``{"recall[p]": (found, named), "precision[p]": (found, kept)}``,
+        each ``(len(samples),)``, for intervals over images
+        (`samgap_lib.metrics.bootstrap_ratio`); a phrase that names no instance in ``samples``
+        has no recall, one with no detection kept no precision."""
         e = self.cfg["eval"]
         seg = self.segmenter(model, device)
         scored = evaluate_sam3(seg, samples, list(e["phrases"]), e["threshold"])

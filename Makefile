@@ -13,10 +13,11 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TQDM_DISABLE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 
-.PHONY: help setup chromium models data book test lint lock vendor clean paper
+.PHONY: help setup chromium models data executed book book-student test lint lock vendor clean paper
 
 help:
 	@echo "make book   set up .venv, build the executed HTML book into _build/html"
+	@echo "make book-student   the same book without the solutions, into _build/student/_build/html"
 	@echo "make test   set up .venv, run ruff, pytest (unit, integration, notebooks, browser) and the book build"
 	@echo "make paper DATA_ROOT=/path/to/minneapple [DEVICE=cuda]   rerun every chapter with the paper profile"
 
@@ -54,13 +55,26 @@ models: $(STAMP)
 data: $(STAMP)
 	$(BIN)/samgap data synthetic --out data/generated/orchard-smoke
 
-book: setup models
-	$(BIN)/jupyter-book build -W -n --keep-going .
+# Every page with code runs once, under papermill, into _build/executed (a page is rerun only when
+# it or the library changed since); the book is built from those executed notebooks.
+executed: setup models
+	$(BIN)/python -m samgap_lib.execute --out _build/executed --if-stale
+
+book: executed
+	$(BIN)/python book/assemble.py --executed _build/executed --out _build/book
+	$(BIN)/jupyter-book build -W -n --keep-going _build/book --path-output .
 	@echo "Book: _build/html/index.html"
 
+# The student edition: the same pages with every exercise and no solution.
+book-student: executed
+	$(BIN)/python book/assemble.py --executed _build/executed --out _build/book-student --student
+	$(BIN)/jupyter-book build -W -n --keep-going _build/book-student --path-output _build/student
+	@echo "Student edition: _build/student/_build/html/index.html"
+
 lint: $(STAMP)
-	$(BIN)/ruff check samgap_lib tests benchmarks data
-	$(BIN)/ruff format --check samgap_lib tests benchmarks data
+	$(BIN)/ruff check samgap_lib tests benchmarks book data
+	$(BIN)/ruff format --check samgap_lib tests benchmarks book data
+	$(BIN)/lint-imports
 
 test: setup chromium models
 	$(MAKE) lint

@@ -7,20 +7,26 @@ Examples
     samgap data minneapple --root data/minneapple
     samgap run compare --profile smoke --set data.n_images=8
     samgap bench metrics
+    samgap study seed-spread --model sam3 --seeds 0 1 --out runs.json
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
-import runpy
 import sys
 from pathlib import Path
 
 from . import __version__
+from .benchmarks import BENCHMARKS
+from .config import parse_hw
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("metrics", "models", "parallel", "train")
+# the studies that run from the command line: name -> module with main(argv)
+STUDIES = {
+    "seed-spread": "samgap_lib.studies.seed_spread",
+    "token-only": "samgap_lib.studies.token_only",
+}
 
 
 def _cmd_data_synthetic(args: argparse.Namespace) -> int:
@@ -88,16 +94,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_module(name: str, prog: str, argv: list[str]) -> int:
+    """``main(argv)`` of an installed module, with its usage line naming ``prog``."""
+    module = importlib.import_module(name)
+    sys.argv[0] = prog
+    return int(module.main(argv) or 0)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
-    script = REPO_ROOT / "benchmarks" / f"bench_{args.what}.py"
-    if not script.is_file():
-        print(
-            f"samgap bench {args.what}: {script} not found; benchmarks run from a source checkout (git clone).",
-            file=sys.stderr,
-        )
-        return 2
-    module = runpy.run_path(str(script), run_name="samgap_bench")
-    return int(module["main"](args.rest) or 0)
+    return _run_module(BENCHMARKS[args.what], f"samgap bench {args.what}", args.rest)
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    return _run_module(STUDIES[args.what], f"samgap study {args.what}", args.rest)
 
 
 def _add_train_parser(sub) -> None:
@@ -111,15 +120,6 @@ def _add_train_parser(sub) -> None:
     tr = sub.add_parser("train", help="fine-tune SAM2 / SAM3, or build the orchard-tiny models")
     add_train_arguments(tr)
     tr.set_defaults(func=run)
-
-
-def parse_hw(text: str) -> tuple[int, int]:
-    """``"HxW"`` as ``(H, W)`` positive pixels, for argparse (`samgap data synthetic --size`,
-    the benchmarks' image sizes)."""
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected HxW in pixels, e.g. 256x256")
-    return int(parts[0]), int(parts[1])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,22 +170,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_cmd_run)
 
-    bench = sub.add_parser("bench", help="run a benchmark from benchmarks/")
-    bench.add_argument("what", choices=BENCHMARKS)
+    bench = sub.add_parser("bench", help="run a benchmark (samgap_lib.benchmarks)")
+    bench.add_argument("what", choices=sorted(BENCHMARKS))
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
     bench.set_defaults(func=_cmd_bench)
+    study = sub.add_parser("study", help="run a study of the miniature models (samgap_lib.studies)")
+    study.add_argument("what", choices=sorted(STUDIES))
+    study.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to the study")
+    study.set_defaults(func=_cmd_study)
     _add_train_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; a refusal by the library (a ``ValueError`` or a missing or existing
-    file naming the problem) prints one line and exits with 2 instead of a traceback
-    (``SAMGAP_TRACEBACK=1`` shows the traceback)."""
+    """Run the command; a refusal by the library (a ``ValueError``, a checkpoint that cannot be
+    found, downloaded or loaded, or a missing or existing file naming the problem) prints one
+    line and exits with 2 instead of a traceback (``SAMGAP_TRACEBACK=1`` shows the traceback)."""
+    from .models.loading import CheckpointError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, CheckpointError, FileNotFoundError, FileExistsError) as e:
         if os.environ.get("SAMGAP_TRACEBACK"):
             raise
         print(f"samgap {args.command}: {e}", file=sys.stderr)

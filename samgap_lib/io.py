@@ -9,7 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "cache_root", "write_json", "read_json"]
+__all__ = [
+    "atomic_write",
+    "cache_root",
+    "read_json",
+    "recorded_result",
+    "recorded_result_path",
+    "write_json",
+]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
@@ -66,14 +73,30 @@ def _json_default(obj: Any) -> Any:
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where samgap caches what it builds (trained tiny models, tiny checkpoints):
-    ``cache_dir``, else ``$SAMGAP_CACHE``, else ``<repo>/.cache`` in a source checkout, else
-    ``~/.cache/samgap``."""
+    """Where samgap caches what it builds (trained orchard-tiny models, tiny checkpoints), as
+    Hugging Face keeps its downloads: ``cache_dir``, else ``$SAMGAP_CACHE``, else
+    ``$XDG_CACHE_HOME/samgap``, else ``~/.cache/samgap``. Every checkout and install shares it;
+    what is in it is keyed by a hash of the code that made it."""
     if cache_dir is not None:
         return Path(cache_dir)
     if os.environ.get("SAMGAP_CACHE"):
         return Path(os.environ["SAMGAP_CACHE"])
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "pyproject.toml").is_file():
-        return repo / ".cache"
-    return Path.home() / ".cache" / "samgap"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "samgap"
+
+
+def recorded_result_path(name: str) -> Path:
+    """The file of a recorded result packaged with samgap (``samgap_lib/results/<name>.json``):
+    runs too long to repeat while the book builds, each with its provenance."""
+    return Path(__file__).resolve().parent / "results" / f"{name}.json"
+
+
+def recorded_result(name: str) -> Any:
+    """A recorded result packaged with samgap (see `recorded_result_path`), e.g.
+    ``recorded_result("seed_spread")``: a dict whose ``provenance`` says what produced it
+    (command, machine, commit, date)."""
+    path = recorded_result_path(name)
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.json"))
+        raise FileNotFoundError(f"no recorded result {name!r}; the recorded results are {known}.")
+    return read_json(path)

@@ -32,9 +32,8 @@ def run_paper(
 ) -> list[Path]:
     """Execute the chapters (all ``NN_*.ipynb``, or those whose stem starts with an entry of
     ``chapters``) under the paper profile; returns the executed notebooks' paths."""
-    import papermill as pm
-
     from .data.minneapple import load_minneapple
+    from .execute import execute_page
 
     load_minneapple(data_root, "train")  # fail now, with the download hint, not inside a notebook
     src = Path(chapters_dir) if chapters_dir else REPO / "chapters"
@@ -59,18 +58,8 @@ def run_paper(
     params.update(extra or {})
     done = []
     for nb in notebooks:
-        declared = pm.inspect_notebook(str(nb))
-        use = {k: v for k, v in params.items() if k in declared}
         start = time.time()
-        out = out_dir / nb.name
-        pm.execute_notebook(
-            str(nb),
-            str(out),
-            parameters=use,
-            cwd=str(nb.parent),
-            kernel_name="python3",
-            progress_bar=False,
-        )
+        out = execute_page(nb, out_dir / nb.name, params)
         print(f"{nb.stem}: {time.time() - start:.0f} s -> {out}", file=sys.stderr)
         done.append(out)
     return done

@@ -78,7 +78,7 @@ def resolved_device(device: str = "cpu") -> str:
     """``device`` as run: ``"auto"`` becomes cuda, mps or cpu, whichever torch would pick."""
     if str(device) != "auto":
         return str(device)
-    from .models.loading import resolve_device
+    from .devices import resolve_device
 
     return resolve_device("auto").type
 

@@ -17,7 +17,6 @@ __all__ = [
     "PALETTE",
     "png_bytes",
     "overlay_masks",
-    "draw_boxes",
     "draw_points",
     "show_samples",
     "show_panels",
@@ -87,20 +86,6 @@ def figure_png(fig, dpi: int = 100) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
-
-
-def draw_boxes(
-    ax, boxes: np.ndarray, color="yellow", lw: float = 1.5, labels: Sequence[str] | None = None
-) -> None:
-    """Draw ``(N, 4)`` xyxy pixel boxes on a matplotlib Axes."""
-    from matplotlib.patches import Rectangle
-
-    for i, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, dtype=float).reshape(-1, 4)):
-        ax.add_patch(
-            Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=color, lw=lw)
-        )
-        if labels is not None:
-            ax.text(x0, y0 - 2, labels[i], color=color, fontsize=7, va="bottom")
 
 
 def draw_points(ax, points: np.ndarray, labels: np.ndarray | None = None, size: float = 60) -> None:

@@ -8,18 +8,21 @@ import pytest
 from _fake_segmenters import DiscSegmenter
 
 from samgap_lib.data import Instance, Sample
+from samgap_lib.evaluation import (
+    click_all_instances,
+    effort_equivalence,
+    first_click_candidates,
+    sam2_quality_curves,
+)
 from samgap_lib.experiments import (
     ConfigError,
     ConfigMismatchError,
     ResultStore,
-    effort_equivalence,
     load_config,
     read_records,
     read_results,
     run_experiment,
-    sam2_quality_curves,
 )
-from samgap_lib.experiments.clicking import click_all_instances, first_click_candidates
 from samgap_lib.metrics import candidate_selection
 from samgap_lib.metrics.panoptic import panoptic_quality
 from samgap_lib.models.base import PromptResult
@@ -49,13 +52,13 @@ def test_config_layers_and_errors(tmp_path):
     f.write_text("clicks: {max_clicks: 7}\nseed: 3\n")
     cfg = load_config(f, overrides=["data.n_images=4"])
     assert (cfg["clicks"]["max_clicks"], cfg["seed"], cfg["data"]["n_images"]) == (7, 3, 4)
-    with pytest.raises(ConfigError, match="unknown configuration key 'clicks.max_click'"):
+    with pytest.raises(ConfigError, match="unknown key 'clicks.max_click'"):
         load_config(overrides=["clicks.max_click=3"])
     with pytest.raises(ConfigError, match="must be int"):
         load_config(overrides=["seed=abc"])
     with pytest.raises(ConfigError, match="data_root"):
         load_config(profile="paper")
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="no such configuration file"):
         load_config(tmp_path / "missing.yml")
     paper = load_config(profile="paper", overrides=["data.data_root=/x"])
     assert paper["models"]["sam3"]["source"] == "facebook/sam3"
@@ -227,7 +230,7 @@ def test_every_experiment_runs_and_resumes(cfg):
 
 @pytest.mark.slow
 def test_interrupted_run_continues(cfg, monkeypatch):
-    import samgap_lib.experiments.runs as runs
+    import samgap_lib.evaluation.prompted as runs  # where each image's clicks run
 
     calls = {"n": 0}
     orig = runs.click_all_instances
@@ -251,7 +254,7 @@ def test_cli_run_reports_bad_config(capsys):
     from samgap_lib.cli import main
 
     assert main(["run", "sam2-baseline", "--set", "nope=1"]) == 2
-    assert "unknown configuration key" in capsys.readouterr().err
+    assert "unknown key 'nope'" in capsys.readouterr().err
 
 
 def test_new_weights_at_the_same_source_never_reuse_old_records(cfg, tmp_path):
@@ -279,3 +282,29 @@ def test_new_weights_at_the_same_source_never_reuse_old_records(cfg, tmp_path):
     weights.write_bytes(weights.read_bytes() + b" ")
     run_experiment("sam2-baseline", cfg, restart="if-changed")
     assert read_results(root)["config"]["checkpoints"]["sam2"]["sha256"] != old
+
+
+def test_cli_refuses_an_uncached_hub_checkpoint_in_one_line(tmp_path, monkeypatch, capsys):
+    """`samgap run compare --profile paper` with no cached checkpoint and no network: one line
+    naming what to do and exit status 2, after the data were read (not a traceback)."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from samgap_lib.cli import main
+    from samgap_lib.data import synthetic_orchard, write_minneapple
+    from samgap_lib.models import loading
+
+    root = tmp_path / "minneapple"
+    write_minneapple(synthetic_orchard(4, seed=1, size=(64, 64)), root, "train")
+
+    def fail(*args, **kwargs):
+        raise LocalEntryNotFoundError("Cannot find the requested files in the disk cache.")
+
+    monkeypatch.setattr(loading, "snapshot_download", fail)
+    monkeypatch.setattr(loading, "hf_hub_download", fail)
+    monkeypatch.delenv("SAMGAP_TRACEBACK", raising=False)
+    args = ["run", "compare", "--profile", "paper", "--set", f"data.data_root={root}"]
+    args += ["--set", "data.n_images=2", "--set", f"output={tmp_path / 'results'}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("samgap run: cannot download facebook/")
+    assert "hf download" in err

@@ -198,7 +198,8 @@ def test_breakdown_partitions_the_counts_recall_and_precision_use(case):
 
 def test_each_controlled_error_lands_in_its_own_column():
     from samgap_lib.data import synthetic_orchard
-    from samgap_lib.metrics.perturb import (
+    from samgap_lib.prompts import ORCHARD_ALL
+    from samgap_lib.studies.perturb import (
         add_false_positives,
         calibrate_scores,
         confuse_attributes,
@@ -207,7 +208,6 @@ def test_each_controlled_error_lands_in_its_own_column():
         erode_predictions,
         ground_truth_predictions,
     )
-    from samgap_lib.prompts import ORCHARD_ALL
 
     samples = synthetic_orchard(10, seed=3, size=(96, 96))
     concepts = list(ORCHARD_ALL)

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samgap_lib.metrics import candidate_selection, noc, run_clicks
+from samgap_lib.evaluation import click_loop as run_clicks
+from samgap_lib.metrics import candidate_selection, noc
 from samgap_lib.metrics.reference import ritm_compute_noc_metric, ritm_evaluate_sample
 
 

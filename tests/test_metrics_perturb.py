@@ -17,14 +17,15 @@ from samgap_lib.data import (
     to_saco,
     usable_concepts,
 )
+from samgap_lib.evaluation import coco_results
 from samgap_lib.metrics import boundary_f1, concept_counts, concept_recall, iou, noc
-from samgap_lib.metrics.perturb import (
+from samgap_lib.prompts.concepts import ORCHARD_ALL
+from samgap_lib.studies.perturb import (
     METRICS,
     PERTURBATIONS,
     Detections,
     add_false_positives,
     calibrate_scores,
-    coco_results,
     confuse_attributes,
     degrade_track,
     dilate,
@@ -42,8 +43,7 @@ from samgap_lib.metrics.perturb import (
     tracks_from_frames,
     with_background,
 )
-from samgap_lib.metrics.simulate import disc_predictor, simulate_clicks
-from samgap_lib.prompts.concepts import ORCHARD_ALL
+from samgap_lib.studies.simulate import disc_predictor, simulate_clicks
 
 SLOW_OK = settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -7,8 +7,8 @@ import pytest
 
 from samgap_lib.data import synthetic_orchard
 from samgap_lib.models import load_sam2, load_sam3
-from samgap_lib.models.architecture import parameter_counts, stage_latency
-from samgap_lib.models.tiny import write_tiny_checkpoints
+from samgap_lib.models.testing import write_tiny_checkpoints
+from samgap_lib.studies.architecture import parameter_counts, stage_latency
 
 # SAM 2.1 README (facebookresearch/sam2): millions of parameters
 README = {"tiny": 38.9, "small": 46.0, "base-plus": 80.8, "large": 224.4}
@@ -57,14 +57,10 @@ def test_stage_latency(tmp_path):
 
 @pytest.mark.slow
 def test_benchmark_script_runs(tmp_path):
-    import importlib.util
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_models.py"
-    spec = importlib.util.spec_from_file_location("bench_models", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from samgap_lib.benchmarks import models as bench
+
     out = tmp_path / "r.json"
     assert (
         bench.main(["--only", "sam2", "--repeats", "1", "--images", "96x128", "--out", str(out)])

@@ -12,8 +12,9 @@ import torch
 
 from samgap_lib.data import synthetic_orchard
 from samgap_lib.models import load_sam2, load_sam3
-from samgap_lib.models.architecture import parameter_counts
-from samgap_lib.models.diagram import (
+from samgap_lib.models.testing import write_tiny_checkpoints
+from samgap_lib.studies.architecture import parameter_counts
+from samgap_lib.studies.diagram import (
     COMPONENTS,
     draw_architecture,
     module_inventory,
@@ -22,7 +23,6 @@ from samgap_lib.models.diagram import (
     same_architecture,
     trace_modules,
 )
-from samgap_lib.models.tiny import write_tiny_checkpoints
 
 
 @pytest.fixture(scope="module")

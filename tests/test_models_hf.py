@@ -17,7 +17,7 @@ from samgap_lib.models import (
     load_sam3,
 )
 from samgap_lib.models.base import check_prompts
-from samgap_lib.models.tiny import write_tiny_checkpoints
+from samgap_lib.models.testing import write_tiny_checkpoints
 
 SIZES = [(90, 140), (140, 90), (64, 200)]
 

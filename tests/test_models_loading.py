@@ -14,6 +14,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
 )
 
+from samgap_lib import devices
 from samgap_lib.models import (
     CheckpointError,
     CheckpointMismatchError,
@@ -25,7 +26,7 @@ from samgap_lib.models import (
     loading,
     resolve_device,
 )
-from samgap_lib.models.tiny import write_tiny_checkpoints
+from samgap_lib.models.testing import write_tiny_checkpoints
 
 
 def _response(status: int, url: str = "https://huggingface.co/facebook/sam3") -> httpx.Response:
@@ -212,5 +213,25 @@ def test_resolve_device(monkeypatch):
 
 
 def test_autocast_only_on_cuda():
-    assert loading.autocast_dtype(torch.device("cpu")) is None
-    assert loading.autocast_dtype(torch.device("cuda"), enabled=False) is None
+    assert devices.autocast_dtype(torch.device("cpu")) is None
+    assert devices.autocast_dtype(torch.device("cuda"), enabled=False) is None
+
+
+def test_offline_message_says_what_is_the_case(failing_hub, monkeypatch):
+    """Offline mode names the variable as set; without it the message says the Hub was not
+    reached (not 'HF_HUB_OFFLINE=0 or no network')."""
+    failing_hub(lambda: OfflineModeIsEnabled("offline mode is enabled."))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OfflineCheckpointError, match=r"offline mode is on \(HF_HUB_OFFLINE=1\)"):
+        load_sam2("facebook/sam2.1-hiera-large", device="cpu")
+    failing_hub(lambda: ConnectionError("Max retries exceeded"))
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with pytest.raises(OfflineCheckpointError) as info:
+        load_sam2("facebook/sam2.1-hiera-large", device="cpu")
+    assert "could not be reached" in str(info.value) and "HF_HUB_OFFLINE" not in str(info.value)
+
+
+@pytest.mark.parametrize("source", ["/no/such/dir", "./no/such", "~/no/such/dir"])
+def test_a_missing_local_path_is_said_not_to_exist(source):
+    with pytest.raises(CheckpointNotFoundError, match="does not exist"):
+        load_sam3(source, device="cpu")

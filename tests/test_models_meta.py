@@ -18,8 +18,8 @@ from samgap_lib.models import (
     load_sam2,
     load_sam3,
 )
-from samgap_lib.models.meta_sam3_cpu import PATCHED_ATTRIBUTES, patched, sam3_cpu_compat
-from samgap_lib.models.tiny import write_tiny_checkpoints
+from samgap_lib.models.meta.sam3_cpu import PATCHED_ATTRIBUTES, patched, sam3_cpu_compat
+from samgap_lib.models.testing import write_tiny_checkpoints
 
 sam2_pkg = pytest.importorskip("sam2")
 sam3_pkg = pytest.importorskip("sam3")
@@ -98,9 +98,12 @@ def test_patched_helper_restores():
 def test_meta_sam3_fails_on_cpu_without_the_layer():
     import sam3.model_builder as mb
 
-    from samgap_lib.models.meta_sam3 import TINY_DIMS, _tiny_factories, default_bpe_path
+    from samgap_lib.models.meta.reduced import reduced_factories
+    from samgap_lib.models.meta.sam3 import default_bpe_path
+    from samgap_lib.models.testing import META_SAM3_TEST_DIMS
 
-    with pytest.raises((RuntimeError, AssertionError)), patched(mb, **_tiny_factories(TINY_DIMS)):
+    factories = reduced_factories(META_SAM3_TEST_DIMS)
+    with pytest.raises((RuntimeError, AssertionError)), patched(mb, **factories):
         mb.build_sam3_image_model(
             bpe_path=default_bpe_path(), device="cpu", checkpoint_path=None, load_from_HF=False
         )
@@ -144,6 +147,41 @@ def test_meta_sam3_batched_equals_official_sequential(meta3):
         np.testing.assert_allclose(batched[p].scores, ref["scores"][order].numpy(), atol=1e-5)
         np.testing.assert_allclose(batched[p].boxes, ref["boxes"][order].numpy(), atol=1e-3)
         assert (batched[p].masks != ref["masks"][order][:, 0].numpy()).mean() < 1e-3
+
+
+def test_meta_sam3_splits_phrases_on_a_cpu_by_the_pixel_decoders_map(meta3, monkeypatch):
+    """The tiny model's map (32 channels x 32 x 32) takes every phrase in one pass; at 336 px with
+    256 channels (96 x 96: 9 MiB a phrase) a pass takes two; a GPU or ``max_batch`` decides
+    otherwise. Split or not, the predictions are the same."""
+    assert meta3.phrases_per_pass(8) == 8
+    monkeypatch.setattr(meta3, "resolution", 336)
+    monkeypatch.setattr(meta3.model.segmentation_head.pixel_decoder, "hidden_dim", 256)
+    assert meta3.phrases_per_pass(8) == 2
+    monkeypatch.setattr(meta3, "device", torch.device("cuda"))
+    assert meta3.phrases_per_pass(8) == 8
+    monkeypatch.undo()
+    img = image((100, 130), seed=4)
+    meta3.set_image(img)
+    phrases = ["apple", "ripe apple", "pear"]
+    whole = meta3.segment(phrases=phrases)
+    calls = []
+    original = meta3.model.forward_grounding
+
+    def counting(*a, **k):
+        calls.append(k["find_input"].text_ids.numel())
+        return original(*a, **k)
+
+    meta3.model.forward_grounding = counting
+    meta3.max_batch = 2
+    try:
+        split = meta3.segment(phrases=phrases)
+    finally:
+        meta3.model.forward_grounding = original
+        meta3.max_batch = None
+    assert calls == [2, 1]
+    for p in phrases:
+        np.testing.assert_allclose(split[p].scores, whole[p].scores, atol=1e-6)
+        np.testing.assert_array_equal(split[p].masks, whole[p].masks)
 
 
 @pytest.mark.parametrize("hw", SIZES)
@@ -407,18 +445,18 @@ def test_meta_sam3_tracker_needs_tracker_weights(tiny, tmp_path):
 
 @pytest.mark.parametrize("resolution", [84, 168])
 def test_meta_sam3_tracker_any_resolution(resolution):
-    from samgap_lib.models.meta_sam3 import (
-        TINY_DIMS,
+    from samgap_lib.models.archs import reset_parameters
+    from samgap_lib.models.meta.sam3 import (
         MetaSam3TrackerSegmenter,
         build_meta_sam3,
         tracker_feat_sizes,
     )
-    from samgap_lib.models.tiny import reinit_pytorch_default
+    from samgap_lib.models.testing import META_SAM3_TEST_DIMS as TINY_DIMS
 
     torch.manual_seed(0)
     model = build_meta_sam3("cpu", dims={**TINY_DIMS, "resolution": resolution}, tracker=True)
     assert not torch.is_autocast_enabled("cuda")  # Meta's tracker leaves no autocast on
-    reinit_pytorch_default(model)
+    reset_parameters(model, embeddings=False)
     grid = resolution // 14
     sizes = tracker_feat_sizes(resolution)
     assert sizes == [(4 * grid,) * 2, (2 * grid,) * 2, (grid,) * 2]

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samgap_lib.models.hf_sam3 import (
+from samgap_lib.models.postprocess import (
     clip_masks_to_boxes,
     mask_nms,
     postprocess_prediction,

@@ -7,7 +7,7 @@ import pytest
 
 from samgap_lib.data import synthetic_orchard_video
 from samgap_lib.models import VideoResult, load_sam2, load_sam3
-from samgap_lib.models.tiny import write_tiny_checkpoints
+from samgap_lib.models.testing import write_tiny_checkpoints
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
 """The chapters: paired .md/.ipynb in sync, parameters cells, Colab links; execution with papermill.
 
-Execution (marker ``notebooks``) runs each chapter's committed .ipynb with papermill under the
-smoke profile into ``_build/executed/``; ``make test`` then validates those executed notebooks
-with nbval (``pytest --nbval-lax``), which re-runs them and compares the cells marked
-``# NBVAL_CHECK_OUTPUT``.
+Execution (marker ``notebooks``) runs each page of the book that holds code (the chapters'
+committed .ipynb, and pages of book/ with code cells) with papermill under the smoke profile into
+``_build/executed/`` (`samgap_lib.execute`); ``make test`` then validates those executed
+notebooks with nbval (``pytest --nbval-lax``), which re-runs them and compares the cells marked
+``# NBVAL_CHECK_OUTPUT``, and builds the book from them without executing them again.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import jupytext
 import nbformat
 import pytest
 import yaml
+
+from samgap_lib.execute import SMOKE, book_pages, execute_page
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.md"))
@@ -88,20 +91,9 @@ def test_chapter_structure(md):
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
-def test_chapter_executes_with_papermill(md):
-    import papermill as pm
-
-    EXECUTED.mkdir(parents=True, exist_ok=True)
-    out = EXECUTED / f"{md.stem}.ipynb"
-    pm.execute_notebook(
-        str(md.with_suffix(".ipynb")),
-        str(out),
-        parameters={"profile": "smoke", "seed": 0, "device": "cpu"},
-        cwd=str(md.parent),
-        kernel_name="python3",
-        progress_bar=False,
-    )
+@pytest.mark.parametrize("page", book_pages(ROOT), ids=lambda p: p.stem)
+def test_page_executes_with_papermill(page):
+    out = execute_page(page, EXECUTED / f"{page.stem}.ipynb", SMOKE)
     nb = nbformat.read(out, as_version=4)
     errors = [
         o
@@ -111,4 +103,40 @@ def test_chapter_executes_with_papermill(md):
         if o.get("output_type") == "error"
     ]
     assert not errors
-    assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    if page.parent.name == "chapters":
+        assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+
+
+def test_the_book_is_built_from_the_executed_pages_without_running_them(tmp_path):
+    """Jupyter Book executes nothing (`execute_notebooks: off`); the tree it builds holds each
+    executed page in the page's place (book/assemble.py), with papermill's parameters cell
+    removed from the page."""
+    import importlib.util
+
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert cfg["execute"]["execute_notebooks"] == "off"
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    for page in book_pages(ROOT):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [
+            nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["injected-parameters"]}),
+            nbformat.v4.new_code_cell(f"print('{page.stem}')"),
+        ]
+        nbformat.write(nb, executed / f"{page.stem}.ipynb")
+    spec = importlib.util.spec_from_file_location("assemble", ROOT / "book" / "assemble.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.assemble(executed, tmp_path / "book")
+    toc = yaml.safe_load((out / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    for f in files:
+        found = [p for p in (out / f"{f}.md", out / f"{f}.ipynb") if p.exists()]
+        assert len(found) == 1, f"{f}: {found}"  # one source per page, no clash
+    for page in book_pages(ROOT):
+        nb = nbformat.read(out / page.parent.name / f"{page.stem}.ipynb", as_version=4)
+        assert "remove-cell" in nb.cells[0].metadata["tags"]
+        assert nb.cells[1].source == f"print('{page.stem}')"
+    (executed / f"{book_pages(ROOT)[0].stem}.ipynb").unlink()
+    with pytest.raises(FileNotFoundError, match="samgap_lib.execute"):
+        mod.assemble(executed, tmp_path / "again")

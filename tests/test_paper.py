@@ -6,7 +6,7 @@ import pytest
 
 from samgap_lib.data import synthetic_orchard, write_minneapple
 from samgap_lib.experiments.chapters import paper_results, paper_results_note
-from samgap_lib.models.tiny import write_tiny_checkpoints
+from samgap_lib.models.testing import write_tiny_checkpoints
 from samgap_lib.paper import main, run_paper
 
 

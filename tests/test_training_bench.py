@@ -1,14 +1,12 @@
 """The training benchmark's options, its recorded CUDA results, and the GPU check script on CPU."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import transformers as tf
 
-from samgap_lib.training.arch import build_model
-from samgap_lib.training.bench import (
+from samgap_lib.studies.train_bench import (
     ARCHS,
     OPTIONS,
     bench_config,
@@ -18,6 +16,7 @@ from samgap_lib.training.bench import (
     trainable_params,
     vit_layers,
 )
+from samgap_lib.training.init import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,9 +70,8 @@ def test_recorded_cuda_rows_match_the_code():
 
 
 def test_gpu_check_runs_on_cpu_with_tiny_models(tmp_path):
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from samgap_lib.benchmarks import gpu_check as mod
+
     out = tmp_path / "report.json"
     code = mod.main(
         ["--device", "cpu", "--models", "tiny", "--work", str(tmp_path / "w"), "--out", str(out),
@@ -110,14 +108,14 @@ def test_boxes_only_training_skips_the_mask_decoder(monkeypatch):
 
 
 def test_click_cost_times_both_predictions():
-    from samgap_lib.training.bench import click_cost_ms
+    from samgap_lib.studies.train_bench import click_cost_ms
 
     cost = click_cost_ms(size=128, radius=20, repeats=1)  # a timing: its ratio is for the book
     assert set(cost) == {"near", "random"} and all(v > 0 for v in cost.values())
 
 
 def test_recipe_step_seconds_refuses_settings_it_cannot_run():
-    from samgap_lib.training.bench import recipe_step_seconds
+    from samgap_lib.studies.parallel import recipe_step_seconds
 
     with pytest.raises(ValueError, match="does not split over 3 processes"):
         recipe_step_seconds("sam2", processes=3)  # the recipe's batch is 2 images
@@ -131,7 +129,7 @@ def test_recipe_step_seconds_refuses_settings_it_cannot_run():
 def test_recipe_step_seconds_times_one_process_and_two_ddp_processes(tmp_path):
     """The recipe trained for a few steps through the CLI, alone and as two gloo processes
     that split its batch; the time comes from each run's log."""
-    from samgap_lib.training.bench import recipe_step_seconds
+    from samgap_lib.studies.parallel import recipe_step_seconds
 
     one = recipe_step_seconds("sam2", 1, 1, steps=4, skip=2, n_train=6, work_dir=tmp_path)
     two = recipe_step_seconds("sam2", 2, 1, steps=4, skip=2, n_train=6, work_dir=tmp_path)
@@ -142,15 +140,11 @@ def test_recipe_step_seconds_times_one_process_and_two_ddp_processes(tmp_path):
 
 
 def test_bench_parallel_script_reports_each_setting(tmp_path, monkeypatch):
-    """benchmarks/bench_parallel.py: a row per (processes, threads) with the median of its
+    """``samgap bench parallel``: a row per (processes, threads) with the median of its
     repeats and its speed-up against one thread (the runs replaced by a fake here)."""
-    import samgap_lib.training.bench as bench
+    import samgap_lib.studies.parallel as bench
+    from samgap_lib.benchmarks import parallel as mod
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_parallel", REPO / "benchmarks" / "bench_parallel.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     fake = {(1, 1): [0.4, 0.5, 0.45], (1, 2): [0.3, 0.35, 0.2], (2, 1): [0.25, 0.3, 0.2]}
     calls = []
 

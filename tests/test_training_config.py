@@ -7,11 +7,18 @@ from _training_helpers import tiny_config
 
 from samgap_lib.cli import main as cli_main
 from samgap_lib.data import Sample
-from samgap_lib.training import ConfigError, ResumeError, load_config, train
+from samgap_lib.training import (
+    OFFICIAL_RECIPES,
+    ConfigError,
+    ResumeError,
+    load_config,
+    recipe_table,
+    train,
+)
 from samgap_lib.training.checkpoint import check_resume, fingerprint
 from samgap_lib.training.config import default_config
 from samgap_lib.training.data import batch_indices, make_pool
-from samgap_lib.training.recipes import OFFICIAL_RECIPES, orchard_tiny_config, recipe_table
+from samgap_lib.training.orchard_tiny import orchard_tiny_config
 
 
 @pytest.mark.parametrize("model", ["sam2", "sam3"])
@@ -96,7 +103,7 @@ def test_model_mismatch_and_missing_file(tmp_path):
     p.write_text("model: sam3\n")
     with pytest.raises(ConfigError, match="trains model 'sam3'"):
         load_config(p, model="sam2")
-    with pytest.raises(ConfigError, match="no such config file"):
+    with pytest.raises(ConfigError, match="no such configuration file"):
         load_config(tmp_path / "nope.yml")
 
 
@@ -194,8 +201,10 @@ def test_recipe_table_rows():
 
 def test_token_only_results_match_the_current_recipe():
     """The recorded token-only results were measured on today's orchard-tiny SAM2 recipe; after
-    a recipe change, rerun ``python -m samgap_lib.training.token_only`` and record them again."""
-    from samgap_lib.training.token_only import RESULTS, VARIANTS, recipe_summary
+    a recipe change, rerun ``python -m samgap_lib.studies.token_only`` and record them again."""
+    from samgap_lib.studies.token_only import VARIANTS, recipe_summary, recorded_runs
+
+    RESULTS = recorded_runs()
 
     assert RESULTS["recipe"] == recipe_summary()
     assert set(RESULTS["variants"]) == set(VARIANTS)
@@ -212,11 +221,13 @@ def test_orchard_tiny_trains_on_the_cpu_in_float32_on_a_gpu_machine(tmp_path, mo
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     default = default_config("sam2")["train"]
     dev = trainer._device(default["device"], 0)
-    assert dev.type == "cuda" and trainer._amp(default["precision"], dev) is torch.bfloat16
+    assert (
+        dev.type == "cuda" and trainer.precision_dtype(default["precision"], dev) is torch.bfloat16
+    )
     for model in ("sam2", "sam3"):
         t = orchard_tiny_config(model, tmp_path / model)["train"]
         dev = trainer._device(t["device"], 0)
-        assert dev.type == "cpu" and trainer._amp(t["precision"], dev) is None
+        assert dev.type == "cpu" and trainer.precision_dtype(t["precision"], dev) is None
 
 
 def test_wrong_sam2_all_candidates_refused():

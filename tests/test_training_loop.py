@@ -8,12 +8,13 @@ from _training_helpers import tiny_config
 from safetensors.torch import load_file
 
 from samgap_lib.data import synthetic_orchard
-from samgap_lib.models import load_sam2, load_sam3
-from samgap_lib.training import DensePromptSegmenter, dense_spec, evaluate_start, load_config, train
-from samgap_lib.training.arch import build_model
+from samgap_lib.models import DensePromptSegmenter, load_sam2, load_sam3
+from samgap_lib.models.dense import dense_spec
+from samgap_lib.studies.token_only import load_tokens_only
+from samgap_lib.training import load_config, start_validation, train
+from samgap_lib.training.init import build_model
 from samgap_lib.training.logs import RunLogger, read_jsonl
 from samgap_lib.training.optim import freeze, param_groups
-from samgap_lib.training.token_only import load_tokens_only
 
 
 def _weights(folder):
@@ -123,7 +124,8 @@ def test_sam3_crash_resume_equals_uninterrupted(tmp_path, monkeypatch):
 
 
 def test_ensure_orchard_tiny_trains_once_and_caches(tmp_path, monkeypatch):
-    from samgap_lib.training import recipes
+    from samgap_lib.evaluation import held_out
+    from samgap_lib.training import orchard_tiny as recipes
 
     tiny = {
         m: {k: v for k, v in tiny_config(m, "unused").items() if k != "model"}
@@ -133,7 +135,7 @@ def test_ensure_orchard_tiny_trains_once_and_caches(tmp_path, monkeypatch):
         tiny[m]["train"] = {**tiny[m]["train"], "steps": 2, "checkpoint_every": 0}
         tiny[m]["data"] = {**tiny[m]["data"], "n_val": 0}
     monkeypatch.setattr(recipes, "ORCHARD_TINY", tiny)
-    monkeypatch.setattr(recipes, "HELD_OUT", {"sam2": 2, "sam3": 2})
+    monkeypatch.setattr(held_out, "HELD_OUT", {"sam2": 2, "sam3": 2})
     paths = recipes.ensure_orchard_tiny(tmp_path, verbose=False)
     assert paths["sam2"].parent.parent == tmp_path / "orchard-tiny"
     for m, p in paths.items():
@@ -153,8 +155,8 @@ def test_ensure_orchard_tiny_trains_once_and_caches(tmp_path, monkeypatch):
 def test_sam3_held_out_scores_both_post_processings_from_one_pass(tmp_path):
     """The card's two SAM3 metric blocks come from one run of the model: each equals
     `evaluate_sam3` of a segmenter loaded with that post-processing."""
-    from samgap_lib.training.recipes import SAM3_EVAL_PHRASES, sam3_held_out
-    from samgap_lib.training.sam3_task import evaluate_sam3
+    from samgap_lib.evaluation import SAM3_EVAL_PHRASES, sam3_held_out
+    from samgap_lib.evaluation import evaluate_concepts as evaluate_sam3
 
     model, processor = build_model(load_config(tiny_config("sam3", tmp_path / "run")))
     model.config.samgap_postprocess = {"mask_in_box": True, "nms_iou": 0.3}
@@ -178,8 +180,8 @@ def test_sam3_held_out_scores_both_post_processings_from_one_pass(tmp_path):
 def test_sam3_checkpoint_carries_its_postprocessing(tmp_path, mask_in_box, nms_iou):
     """eval.mask_in_box / eval.nms_iou are saved in the checkpoint's config and load_sam3
     post-processes so; a config without them removes what the initial checkpoint carried."""
-    from samgap_lib.models.hf_sam3 import clip_masks_to_boxes, mask_nms
-    from samgap_lib.training.sam3_task import Sam3Task
+    from samgap_lib.models.postprocess import clip_masks_to_boxes, mask_nms
+    from samgap_lib.training.tasks.sam3 import Sam3Task
 
     over = {"mask_in_box": mask_in_box, "nms_iou": nms_iou}
     cfg = load_config(tiny_config("sam3", tmp_path / "run", eval=over))
@@ -224,7 +226,7 @@ def test_gradients_repeat_exactly_on_two_threads(model_name):
     SAM2's per-object gathers of image features once summed gradients with thread atomics.)"""
     from samgap_lib.training.config import merge
     from samgap_lib.training.data import load_samples, make_pool, step_rng
-    from samgap_lib.training.recipes import ORCHARD_TINY
+    from samgap_lib.training.orchard_tiny import ORCHARD_TINY
     from samgap_lib.training.trainer import make_task
 
     cfg = load_config(
@@ -260,9 +262,9 @@ def test_sam2_mask_loss_size(monkeypatch, loss_size):
     (null: the image's size) and on the targets area-averaged to it."""
     import torch.nn.functional as F
 
-    from samgap_lib.training import sam2_task
     from samgap_lib.training.data import load_samples, make_pool, step_rng
     from samgap_lib.training.losses import sam2_mask_loss
+    from samgap_lib.training.tasks import sam2 as sam2_task
     from samgap_lib.training.trainer import make_task
 
     cfg = load_config(tiny_config("sam2", "/tmp/unused", loss={"mask_loss_size": loss_size}))
@@ -330,7 +332,7 @@ def test_sam3_mask_decoder_runs_on_pairs_with_instances_only():
     ``loss.semantic_on_negatives`` on all pairs. Every loss term but the semantic one is the
     same either way: a pair without instances has no mask loss."""
     from samgap_lib.training.config import merge
-    from samgap_lib.training.sam3_task import Sam3Loss
+    from samgap_lib.training.tasks.sam3 import Sam3Loss
 
     cfg, model, _, _, inputs = _sam3_batch({"phrases_per_image": 4}, np.arange(4))
     n_pos = sum(len(g["boxes"]) > 0 for g in inputs[-1])
@@ -353,7 +355,7 @@ def test_sam3_mask_decoder_runs_on_pairs_with_instances_only():
 def test_sam3_batch_without_instances_skips_the_mask_decoder():
     """A batch whose phrases all name absent things trains presence and scores; the mask
     decoder does not run and the loss still backpropagates."""
-    from samgap_lib.training.sam3_task import Sam3Loss
+    from samgap_lib.training.tasks.sam3 import Sam3Loss
 
     data = {"phrases_fixed": ["pear"], "phrases_sampled": ["leaf", "lemon"], "phrases_per_image": 2}
     cfg, model, _, _, inputs = _sam3_batch(data, np.arange(2))
@@ -412,7 +414,7 @@ def _sam3_terms_pair_by_pair(model, cfg, inputs) -> dict[str, float]:
         one_to_many_match_many,
         sigmoid_focal_loss,
     )
-    from samgap_lib.training.sam3_task import sam3_outputs
+    from samgap_lib.training.tasks.sam3 import sam3_outputs
 
     pixel, pair_image, tokens, pair_text, gts = inputs
     lc = cfg["loss"]
@@ -494,7 +496,7 @@ def _sam3_terms_pair_by_pair(model, cfg, inputs) -> dict[str, float]:
 def test_sam3_loss_equals_the_pair_by_pair_computation(loss):
     """Sam3Loss computes every (decoder layer, pair) at once; its terms equal those of the
     plain loop over pairs and layers with the one-pair losses and matcher."""
-    from samgap_lib.training.sam3_task import Sam3Loss
+    from samgap_lib.training.tasks.sam3 import Sam3Loss
 
     cfg, model, _, _, inputs = _sam3_batch({"phrases_per_image": 4}, np.arange(4), loss)
     assert any(len(g["boxes"]) == 0 for g in inputs[-1])
@@ -519,7 +521,7 @@ def test_sam3_o2m_queries_skip_self_attention():
     self-attention."""
     import copy
 
-    from samgap_lib.training.sam3_task import sam3_outputs
+    from samgap_lib.training.tasks.sam3 import sam3_outputs
 
     _, model, _, _, inputs = _sam3_batch({"phrases_per_image": 3}, np.arange(2))
     model.eval()
@@ -594,7 +596,15 @@ def test_one_to_many_matching_equals_sam3s(seed):
             assert max(Counter((r, t) for r, _, t in want).values()) >= 2
 
 
-def test_evaluate_start_measures_as_the_loop_validates(tmp_path, monkeypatch):
+def evaluate_start(cfg):
+    return start_validation(cfg)[0]
+
+
+def validation_per_image(cfg):
+    return start_validation(cfg)[1]
+
+
+def test_start_validation_measures_as_the_loop_validates(tmp_path, monkeypatch):
     res = train(load_config(tiny_config("sam2", tmp_path / "run")))
     assert res.metrics  # the loop validates at its last step
     # the same weights as a starting checkpoint: the "before" of a next run equals that
@@ -611,19 +621,19 @@ def test_evaluate_start_measures_as_the_loop_validates(tmp_path, monkeypatch):
 
 
 def test_score_sam3_refuses_predictions_missing_a_phrase_or_an_image():
-    from samgap_lib.training.sam3_task import score_sam3
+    from samgap_lib.evaluation import score_concepts as score_sam3
 
     samples = synthetic_orchard(2, seed=1, size=(64, 64))
     with pytest.raises(
-        ValueError, match=r"one prediction per sample \(2\).*\['pear'\].*predict_sam3"
+        ValueError, match=r"one prediction per sample \(2\).*\['pear'\].*predict_concepts"
     ):
         score_sam3({"apple": [None, None], "pear": [None]}, samples, ["apple", "pear"])
 
 
 def test_score_sam3_per_image_counts_sum_to_recall_and_precision():
+    from samgap_lib.evaluation import score_concepts as score_sam3
     from samgap_lib.models.base import ConceptPrediction
-    from samgap_lib.prompts import boxes_from_masks
-    from samgap_lib.training.sam3_task import concept_of, score_sam3
+    from samgap_lib.prompts import boxes_from_masks, concept_of
 
     samples = synthetic_orchard(4, seed=2, size=(64, 64))
     phrases = ["apple", "pear"]
@@ -654,10 +664,10 @@ def test_score_sam3_per_image_counts_sum_to_recall_and_precision():
 def test_score_sam3_keeps_a_score_at_the_threshold_as_cgf1_and_the_metrics_library_do():
     """One convention: a detection scored exactly ``threshold`` is kept by recall, precision,
     selectivity and cgF1 alike (``score >= threshold``), as `concept_counts` keeps it."""
+    from samgap_lib.evaluation import score_concepts as score_sam3
     from samgap_lib.metrics import concept_counts
     from samgap_lib.models.base import ConceptPrediction
-    from samgap_lib.prompts import boxes_from_masks
-    from samgap_lib.training.sam3_task import concept_of, score_sam3
+    from samgap_lib.prompts import boxes_from_masks, concept_of
 
     samples = [s for s in synthetic_orchard(12, seed=3, size=(64, 64)) if s.instances][:3]
     phrases = ["apple", "ripe apple"]
@@ -688,7 +698,6 @@ def test_score_sam3_keeps_a_score_at_the_threshold_as_cgf1_and_the_metrics_libra
 @pytest.mark.parametrize("model", ["sam2", "sam3"])
 def test_validation_per_image_sums_to_the_validation_and_pairs_before_after(tmp_path, model):
     from samgap_lib.metrics import bootstrap_ratio, paired_differences
-    from samgap_lib.training import start_validation, validation_per_image
 
     cfg = load_config(tiny_config(model, tmp_path / "run"))
     before = validation_per_image(cfg)

@@ -6,9 +6,10 @@ import torch
 from torchvision.ops import generalized_box_iou as tv_giou
 from torchvision.ops import sigmoid_focal_loss as tv_focal
 
+from samgap_lib.models.archs import orchard_sam3_config as sam3_config
 from samgap_lib.models.dense import draw_dense_prompts
-from samgap_lib.training.arch import init_box_rpb_locality, sam3_config
 from samgap_lib.training.config import load_config
+from samgap_lib.training.init import init_box_rpb_locality
 from samgap_lib.training.losses import (
     box_iou_pairs,
     detr_losses,
@@ -218,7 +219,7 @@ def test_rpb_locality_prior_biases_attention_to_the_reference_box():
 def test_rpb_locality_prior_makes_queries_look_inside_their_boxes():
     """The mechanism behind the prior: at initialisation, with it each query's first-layer
     vision attention falls mostly inside its reference box; with the random bias it does not."""
-    from samgap_lib.training.arch import _from_scratch
+    from samgap_lib.training.init import _from_scratch
 
     def mass_inside(model) -> float:
         model.config._attn_implementation = "eager"
@@ -258,7 +259,7 @@ def test_rpb_locality_prior_makes_queries_look_inside_their_boxes():
 
 
 def test_sincos_position_grid_gives_every_token_its_own_smooth_code():
-    from samgap_lib.training.arch import sincos_position_grid
+    from samgap_lib.training.init import sincos_position_grid
 
     g = sincos_position_grid(16, 64)
     assert g.shape == (256, 64) and g.abs().max() <= 1.0
@@ -275,7 +276,7 @@ def test_sincos_position_grid_gives_every_token_its_own_smooth_code():
 
 
 def test_from_scratch_sam3_starts_with_sincos_positions():
-    from samgap_lib.training.arch import _from_scratch, sincos_position_grid
+    from samgap_lib.training.init import _from_scratch, sincos_position_grid
 
     model, _ = _from_scratch("sam3", "orchard-xs", 224, seed=0)
     emb = model.vision_encoder.backbone.embeddings.position_embeddings
@@ -284,7 +285,8 @@ def test_from_scratch_sam3_starts_with_sincos_positions():
 
 
 def test_from_scratch_sam3_num_queries_sets_the_reference_grid():
-    from samgap_lib.training.arch import SAM3_QUERIES, _from_scratch, build_model
+    from samgap_lib.models.archs import SAM3_QUERIES
+    from samgap_lib.training.init import _from_scratch, build_model
 
     cfg = load_config({"model": "sam3", "init": {"arch": "orchard-xs", "num_queries": 64}})
     model, _ = build_model(cfg)

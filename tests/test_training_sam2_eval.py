@@ -9,14 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from samgap_lib.data import synthetic_orchard
+from samgap_lib.evaluation import evaluate_prompted as evaluate_sam2
+from samgap_lib.evaluation import instance_ious as sam2_instance_ious
+from samgap_lib.evaluation import ious_by_box_fill
 from samgap_lib.metrics import iou
 from samgap_lib.prompts import box_ellipse_masks, boxes_from_masks
-from samgap_lib.training.sam2_task import (
-    box_prompt_ious,
-    evaluate_sam2,
-    ious_by_box_fill,
-    sam2_instance_ious,
-)
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +21,8 @@ def samples():
     return synthetic_orchard(4, seed=3, size=(96, 96))
 
 
-def test_box_prompt_ious_per_instance(samples):
-    r = box_prompt_ious(RectSegmenter(), samples)
+def test_box_prompt_rows_per_instance(samples):
+    r = sam2_instance_ious(RectSegmenter(), samples, clicks=0)
     gt = np.concatenate([s.masks for s in samples if s.instances])
     boxes = boxes_from_masks(gt)
     assert all(len(v) == len(gt) for v in r.values())
@@ -35,11 +32,11 @@ def test_box_prompt_ious_per_instance(samples):
     np.testing.assert_allclose(r["model"], r["fill"])
     assert ((r["fill"] > 0) & (r["fill"] <= 1)).all()
     with pytest.raises(ValueError, match="no instances"):
-        box_prompt_ious(RectSegmenter(), [s for s in samples if not s.instances])
+        sam2_instance_ious(RectSegmenter(), [s for s in samples if not s.instances], clicks=0)
 
 
 def test_evaluate_sam2_box_scores_are_the_per_instance_means(samples):
-    r = box_prompt_ious(RectSegmenter(), samples)
+    r = sam2_instance_ious(RectSegmenter(), samples, clicks=0)
     m = evaluate_sam2(RectSegmenter(), samples, clicks=2)
     assert m["n_instances"] == len(r["model"])
     assert m["box_mIoU"] == pytest.approx(r["model"].mean())
@@ -55,7 +52,7 @@ def test_sam2_instance_ious_name_each_instance_image_and_clicks(samples):
     assert r["click"].shape == (sum(counts), 2)
     for k in (1, 2):
         assert m[f"click_mIoU@{k}"] == pytest.approx(r["click"][:, k - 1].mean())
-    box_only = box_prompt_ious(RectSegmenter(), samples)
+    box_only = sam2_instance_ious(RectSegmenter(), samples, clicks=0)
     assert "click" not in box_only
     for key in ("image", "model", "ellipse", "area", "fill"):
         np.testing.assert_array_equal(box_only[key], r[key])

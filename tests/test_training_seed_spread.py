@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
 import pytest
 
 from samgap_lib.provenance import device_name
-from samgap_lib.training.config import ConfigError, load_config, merge
-from samgap_lib.training.recipes import ORCHARD_TINY
-from samgap_lib.training.seed_spread import (
+from samgap_lib.studies.seed_spread import (
     METRICS,
-    RESULTS,
     adopted_runs,
     checkpoint_draw,
     describe_change,
@@ -20,12 +18,17 @@ from samgap_lib.training.seed_spread import (
     main,
     merge_runs,
     recipe_difference,
+    recorded_runs,
     spread_table,
     study_block,
     unlike_recorded,
     variant_config,
     variants_table,
 )
+from samgap_lib.training.config import ConfigError, load_config, merge
+from samgap_lib.training.orchard_tiny import ORCHARD_TINY
+
+RESULTS = recorded_runs()
 
 
 def _part(model: str, seeds: list[int], threads: int = 1, recipe=None) -> dict:
@@ -87,7 +90,7 @@ def test_runs_of_another_machine_are_named_unlike_the_recorded_ones():
 def test_a_checkpoint_is_seed_0_itself_only_with_one_thread_and_the_recorded_numerics(
     monkeypatch,
 ):
-    from samgap_lib.training import seed_spread
+    from samgap_lib.studies import seed_spread
 
     assert "2 torch threads" in checkpoint_draw("sam3", 2)
     recorded = RESULTS["models"]["sam3"]["first_losses"]
@@ -210,7 +213,7 @@ def test_variant_config_refuses_a_bad_change_before_training(tmp_path):
 
 def test_recorded_results_match_the_current_recipes():
     """The recorded seed runs were measured on today's orchard-tiny recipes; after a recipe
-    change, rerun ``python -m samgap_lib.training.seed_spread`` and record them again."""
+    change, rerun ``python -m samgap_lib.studies.seed_spread`` and record them again."""
     assert set(RESULTS["models"]) == set(ORCHARD_TINY)
     for model, block in RESULTS["models"].items():
         assert block["recipe"] == json.loads(json.dumps(ORCHARD_TINY[model]))
@@ -253,7 +256,7 @@ def test_recorded_runs_come_from_todays_training_numerics(model):
     now = first_losses(model, len(recorded))
     assert now == pytest.approx(recorded, rel=1e-5), (
         f"orchard-tiny {model} trains to other numbers than its recorded runs ({now} against "
-        f"{recorded}): retrain them with python -m samgap_lib.training.seed_spread "
+        f"{recorded}): retrain them with python -m samgap_lib.studies.seed_spread "
         f"--model {model} (seeds 0 1 2 and the --steps run), then record --first-losses."
     )
 
@@ -280,7 +283,11 @@ def test_cli_trains_a_recipe_change_as_a_variant(tmp_path, monkeypatch, capsys):
     out = tmp_path / "v.json"
     change = '{"optim": {"lr": 0.001}}'
     args = ["--model", "sam2", "--seeds", "3", "--steps", "2", "--images", "2", "--set", change]
-    monkeypatch.setitem(RESULTS["models"]["sam2"], "first_losses", [1.0] * 5)  # other numerics
+    from samgap_lib.studies import seed_spread
+
+    other = copy.deepcopy(RESULTS)
+    other["models"]["sam2"]["first_losses"] = [1.0] * 5  # other numerics
+    monkeypatch.setattr(seed_spread, "recorded_runs", lambda: other)
     assert main([*args, "--out", str(out)]) == 0
     assert "warning: sam2: CPU " in capsys.readouterr().err  # named before the compute is spent
     block = json.loads(out.read_text())["models"]["sam2"]

@@ -1,6 +1,6 @@
 """Data layer: types, the synthetic orchard (images and video), MinneApple, COCO and SA-Co."""
 
-from .coco import from_coco, from_saco, mask_to_rle, rle_to_mask, to_coco, to_saco
+from .coco import from_coco, from_saco, mask_to_rle, pair_id, rle_to_mask, to_coco, to_saco
 from .minneapple import MinneApple, load_minneapple, split_indices, write_minneapple
 from .profiles import describe_data, profile_samples, usable_concepts
 from .stats import (
@@ -43,6 +43,7 @@ __all__ = [
     "load_minneapple",
     "mask_to_box",
     "mask_to_rle",
+    "pair_id",
     "pair_records",
     "masks_to_boxes",
     "profile_samples",

@@ -25,6 +25,7 @@ from .types import Concept, Instance, Sample, as_concepts
 __all__ = [
     "mask_to_rle",
     "masks_to_rles",
+    "pair_id",
     "rle_to_mask",
     "segmentation_to_rle",
     "to_coco",
@@ -201,6 +202,14 @@ def from_coco(
     return out
 
 
+def pair_id(sample_index: int, concept_index: int, n_concepts: int) -> int:
+    """The COCO image id of the (image, phrase) pair of ``samples[sample_index]`` and
+    ``concepts[concept_index]`` in `to_saco`'s export of ``n_concepts`` concepts:
+    ``sample_index * n_concepts + concept_index + 1``. A COCO results list scored against that
+    export names its pairs by these ids."""
+    return sample_index * n_concepts + concept_index + 1
+
+
 def to_saco(
     samples: Sequence[Sample], concepts: Sequence[Concept | str], exhaustive: bool = True
 ) -> dict:
@@ -223,8 +232,7 @@ def to_saco(
     dict
         COCO dict whose ``images`` are pairs with ``text_input``, ``is_instance_exhaustive``,
         ``original_img_id`` (index into ``samples``, 1-based) and ``samgap_image_id``; one
-        category ``{"id": 1, "name": "object"}`` as SA-Co uses. Pair ids are
-        ``(sample_index) * n_concepts + concept_index + 1``.
+        category ``{"id": 1, "name": "object"}`` as SA-Co uses. Pair ids are `pair_id`.
     """
     concepts = as_concepts(concepts)
     texts = [c.text for c in concepts]
@@ -233,8 +241,8 @@ def to_saco(
     images, anns = [], []
     for si, s in enumerate(samples):
         for ci, c in enumerate(concepts):
-            pair_id = si * len(concepts) + ci + 1
-            entry = _image_entry(s, pair_id)
+            pid = pair_id(si, ci, len(concepts))
+            entry = _image_entry(s, pid)
             entry.update(
                 text_input=c.text,
                 is_instance_exhaustive=int(bool(exhaustive)),
@@ -243,7 +251,7 @@ def to_saco(
             entry["concept"] = {"category": c.category, "attributes": dict(c.attributes)}
             images.append(entry)
             for inst in s.select(c):
-                anns.append(_annotation(inst, len(anns) + 1, pair_id, 1))
+                anns.append(_annotation(inst, len(anns) + 1, pid, 1))
     return {
         "info": {"description": "SA-Co concept form exported by samgap_lib.data.to_saco"},
         "images": images,

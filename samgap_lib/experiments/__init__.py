@@ -9,36 +9,33 @@ from .api import (
     load_concepts,
     load_models,
     load_samples,
-    read_records,
     read_results,
     results_dir,
     run_experiment,
 )
+from .chapters import chapter_config, paper_results, paper_results_note
 from .config import ConfigError, load_config, resolve_checkpoint
-from .effort import effort_equivalence, sam2_quality_curves, sam3_quality
-from .runs import click_summary, concept_summary, run_clicks, run_concepts, run_hybrid
-from .store import ConfigMismatchError, ResultStore
+from .runs import record_clicks, record_concepts, record_hybrid
+from .store import ConfigMismatchError, ResultStore, read_records
 
 __all__ = [
     "EXPERIMENTS",
     "ConfigError",
     "ConfigMismatchError",
     "ResultStore",
-    "click_summary",
-    "concept_summary",
-    "effort_equivalence",
+    "chapter_config",
     "load_concepts",
     "load_config",
     "load_models",
     "load_samples",
     "read_records",
     "read_results",
+    "paper_results",
+    "paper_results_note",
+    "record_clicks",
+    "record_concepts",
+    "record_hybrid",
     "resolve_checkpoint",
     "results_dir",
-    "run_clicks",
-    "run_concepts",
     "run_experiment",
-    "run_hybrid",
-    "sam2_quality_curves",
-    "sam3_quality",
 ]

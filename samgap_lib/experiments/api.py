@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data import describe_data, profile_samples, usable_concepts
+from ..evaluation import effort_equivalence
 from ..io import read_json
 from ..prompts.concepts import ORCHARD_ALL
 from .config import EXPERIMENTS, checkpoint_fingerprint, load_config, resolve_checkpoint
-from .effort import effort_equivalence
-from .runs import run_clicks, run_concepts, run_hybrid
+from .runs import record_clicks, record_concepts, record_hybrid
 from .store import ResultStore, read_records
 
 __all__ = [
@@ -138,18 +138,18 @@ def run_experiment(
     mc = cfg["clicks"]["max_clicks"]
     if experiment == "sam2-baseline":
         models, prov = load_models(cfg, ("sam2",), weights)
-        summary = run_clicks(
+        summary = record_clicks(
             samples, models["sam2"], store, mc, cfg["clicks"]["refine"], desc=experiment
         )
     elif experiment == "sam3-tracker":
         models, prov = load_models(cfg, ("sam3-tracker",), weights)
-        summary = run_clicks(
+        summary = record_clicks(
             samples, models["sam3-tracker"], store, mc, cfg["clicks"]["refine"], desc=experiment
         )
     elif experiment == "sam3-concept":
         models, prov = load_models(cfg, ("sam3-concept",), weights)
         models["sam3-concept"].threshold = cfg["concepts"]["threshold"]
-        summary = run_concepts(
+        summary = record_concepts(
             samples,
             models["sam3-concept"],
             concepts,
@@ -160,7 +160,7 @@ def run_experiment(
     elif experiment == "hybrid":
         models, prov = load_models(cfg, ("sam3-concept", "sam2"), weights)
         models["sam3-concept"].threshold = cfg["concepts"]["threshold"]
-        summary = run_hybrid(
+        summary = record_hybrid(
             samples, models["sam3-concept"], models["sam2"], concepts, store, desc=experiment
         )
     else:  # compare: reuse (or produce) the two baselines, then the effort analysis

@@ -1,8 +1,10 @@
-"""Metrics: masks (IoU, Dice, boundary F), interactive (NoC/NoF, mIoU@k), temporal (J&F, decay,
-stability), concept (cgF1 family, recall, open-vocabulary F1, attributes, localization, where the
-errors go), panoptic quality, COCO AP through pycocotools, and bootstrap intervals over images
-(uncertainty). numpy in, floats out. `reference` holds slow reference implementations used only
-to check these."""
+"""Metrics: pure functions over arrays, each checked against its reference implementation.
+
+masks (IoU, Dice, boundary F, IoU matrices), interactive (NoC/NoF, mIoU@k, candidate selection),
+temporal (J&F, decay, stability), concept (cgF1 family, recall, open-vocabulary F1, attributes,
+localization, where the errors go), panoptic quality, COCO AP through pycocotools, and bootstrap
+intervals over images (uncertainty). numpy in, floats out. `reference` holds slow reference
+implementations used only to check these."""
 
 from .coco import COCO_STAT_NAMES, coco_ap
 from .concept import (
@@ -16,13 +18,21 @@ from .concept import (
     concept_recall,
     detection_error_labels,
     localization_error,
-    mask_iou_matrix,
     match_detections,
     open_vocab_f1,
     pool_concept_errors,
 )
-from .interactive import MIOU_CLICKS, candidate_selection, noc, run_clicks
-from .masks import boundary_f1, boundary_tolerance, dice, iou, seg2bmap
+from .interactive import MIOU_CLICKS, candidate_selection, noc
+from .masks import (
+    as_mask_stack,
+    boundary_f1,
+    boundary_tolerance,
+    dice,
+    disk,
+    iou,
+    mask_iou_matrix,
+    seg2bmap,
+)
 from .panoptic import panoptic_quality
 from .temporal import (
     consecutive_iou,
@@ -46,6 +56,7 @@ __all__ = [
     "DETECTION_OUTCOMES",
     "INSTANCE_OUTCOMES",
     "Interval",
+    "as_mask_stack",
     "MIOU_CLICKS",
     "attribute_accuracy",
     "boundary_f1",
@@ -63,6 +74,7 @@ __all__ = [
     "decay",
     "detection_error_labels",
     "dice",
+    "disk",
     "iou",
     "localization_error",
     "mask_iou_matrix",
@@ -73,7 +85,6 @@ __all__ = [
     "panoptic_quality",
     "per_frame_jf",
     "pool_concept_errors",
-    "run_clicks",
     "seg2bmap",
     "temporal_stability",
     "track_scores",

@@ -1,4 +1,4 @@
-"""Interactive segmentation metrics: NoC, NoF and mIoU@k (RITM protocol), and a click driver.
+"""Interactive segmentation metrics: NoC, NoF and mIoU@k (RITM protocol), and candidate selection.
 
 RITM (SamsungLabs/ritm_interactive_segmentation, ``isegm/inference/evaluation.py`` and
 ``utils.py``): for each instance a simulated user clicks up to ``max_clicks`` times (see
@@ -7,19 +7,14 @@ RITM (SamsungLabs/ritm_interactive_segmentation, ``isegm/inference/evaluation.py
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from samgap_lib.data.types import check_mask
-from samgap_lib.prompts.clicker import Click, Clicker
-
-__all__ = ["MIOU_CLICKS", "candidate_selection", "noc", "run_clicks"]
+__all__ = ["MIOU_CLICKS", "candidate_selection", "noc"]
 
 MIOU_CLICKS = (1, 2, 3, 5, 10, 20)
-
-PredictFn = Callable[[np.ndarray, np.ndarray, Any], tuple[np.ndarray, Any]]
 
 
 def _thr_key(t: float) -> str:
@@ -169,87 +164,3 @@ def candidate_selection(
         "score_mae": float(np.abs(score_arr - iou_arr).mean()),
         "n_instances": n,
     }
-
-
-def _binary_prediction(mask: Any, shape: tuple[int, int], pred_thr: float | None) -> np.ndarray:
-    arr = np.asarray(mask)
-    if arr.shape != shape:
-        raise ValueError(
-            f"predict_fn returned a mask of shape {arr.shape}; expected the image's {shape}."
-        )
-    if arr.dtype == bool:
-        return arr
-    if pred_thr is None:
-        return check_mask(arr, shape=shape, what="predicted mask")
-    if arr.dtype.kind == "f" and (np.isnan(arr).any() or arr.min() < 0 or arr.max() > 1):
-        raise ValueError(
-            "predict_fn returned float values outside [0, 1] (logits?); return a bool mask or "
-            "probabilities (thresholded at pred_thr)."
-        )
-    return arr > pred_thr
-
-
-def run_clicks(
-    predict_fn: PredictFn,
-    gt_mask: Any,
-    max_clicks: int = 20,
-    clicker: Clicker | None = None,
-    pred_thr: float | None = 0.49,
-    stop_iou: float | None = None,
-    return_clicks: bool = False,
-) -> np.ndarray | tuple[np.ndarray, list[Click]]:
-    """Drive a predictor through the RITM click loop and return the IoU after each click.
-
-    Parameters
-    ----------
-    predict_fn
-        ``predict_fn(points, labels, prev_logits) -> (mask, logits)``: ``points`` ``(n, 2)``
-        float xy of all clicks so far, ``labels`` ``(n,)`` int 1/0, ``prev_logits`` whatever the
-        previous call returned as ``logits`` (``None`` at the first click; SAM feeds its
-        low-resolution logits back as the mask prompt). ``mask`` is ``(H, W)`` bool, or
-        probabilities in ``[0, 1]`` thresholded ``> pred_thr``.
-    gt_mask
-        ``(H, W)`` ground truth (not empty).
-    max_clicks
-        Number of clicks (RITM: 20).
-    clicker
-        A fresh `Clicker` for ``gt_mask`` (one is made when ``None``).
-    pred_thr
-        Threshold for non-bool masks (RITM: 0.49); ``None`` accepts only 0/1 masks.
-    stop_iou
-        Stop once IoU >= this (RITM's ``max_iou_thr``); ``None`` runs all clicks (needed for
-        mIoU@k).
-    return_clicks
-        Also return the clicks.
-
-    Returns
-    -------
-    numpy.ndarray or (numpy.ndarray, list of Click)
-        float64 IoU after each click (empty union counts as 1.0, but the ground truth is never
-        empty here).
-    """
-    gt = check_mask(gt_mask, what="gt_mask")
-    if clicker is None:
-        clicker = Clicker(gt)
-    elif clicker.shape != gt.shape or len(clicker):
-        raise ValueError("run_clicks: pass a fresh Clicker made for this gt_mask (or None).")
-    if max_clicks < 1:
-        raise ValueError(f"max_clicks must be >= 1, got {max_clicks}.")
-    y0, y1, x0, x1 = clicker._gt_box
-    gt_crop = gt[y0:y1, x0:x1]
-    n_gt = int(np.count_nonzero(gt_crop))
-    pred: np.ndarray | None = None
-    logits: Any = None
-    ious: list[float] = []
-    for _ in range(max_clicks):
-        clicker.next_click(pred)
-        points, labels = clicker.points_and_labels()
-        mask, logits = predict_fn(points, labels, logits)
-        pred = _binary_prediction(mask, gt.shape, pred_thr)
-        inter = int(np.count_nonzero(pred[y0:y1, x0:x1] & gt_crop))
-        union = int(np.count_nonzero(pred)) + n_gt - inter
-        ious.append(inter / union if union else 1.0)
-        if stop_iou is not None and ious[-1] >= stop_iou:
-            break
-    out = np.asarray(ious, dtype=np.float64)
-    return (out, list(clicker.clicks)) if return_clicks else out

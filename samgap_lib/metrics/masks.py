@@ -16,8 +16,20 @@ from typing import Any
 
 import cv2
 import numpy as np
+from pycocotools import mask as mask_utils
 
-__all__ = ["as_mask_stack", "boundary_f1", "boundary_tolerance", "dice", "disk", "iou", "seg2bmap"]
+from ..data.coco import masks_to_rles
+
+__all__ = [
+    "as_mask_stack",
+    "boundary_f1",
+    "boundary_tolerance",
+    "dice",
+    "disk",
+    "iou",
+    "mask_iou_matrix",
+    "seg2bmap",
+]
 
 
 def as_mask_stack(masks: Any, what: str = "masks") -> np.ndarray:
@@ -230,3 +242,19 @@ def boundary_f1(pred: Any, gt: Any, bound_th: float = 0.008) -> float | np.ndarr
         gt_match = int(np.count_nonzero(gb & fg_dil.view(bool)))
         out[i] = _f_from_counts(n_fg, n_gt, fg_match, gt_match)
     return float(out[0]) if single else out
+
+
+def mask_iou_matrix(pred_masks: Any, gt_masks: Any) -> np.ndarray:
+    """``(M, N)`` IoU of every predicted mask with every ground-truth mask (pycocotools RLE IoU;
+    an empty mask has IoU 0 with everything)."""
+    p = as_mask_stack(pred_masks, "pred_masks")
+    g = as_mask_stack(gt_masks, "gt_masks")
+    if p.ndim != 3 or g.ndim != 3 or p.shape[1:] != g.shape[1:]:
+        raise ValueError(
+            f"pred_masks {p.shape} and gt_masks {g.shape} must be (M, H, W) and (N, H, W) stacks "
+            "at the same image size."
+        )
+    if len(p) == 0 or len(g) == 0:
+        return np.zeros((len(p), len(g)), dtype=np.float64)
+    out = mask_utils.iou(masks_to_rles(p), masks_to_rles(g), [0] * len(g))
+    return np.asarray(out, dtype=np.float64).reshape(len(p), len(g))

@@ -224,7 +224,7 @@ def paired_differences(
     """`bootstrap_ratio_difference` of each metric two models were scored on, on the same units.
 
     ``after`` and ``before`` map a metric name to its per-unit ``(num, den)`` (for example
-    `samgap_lib.training.validation_per_image` of a run's start and of its final checkpoint).
+    `samgap_lib.training.start_validation` of a run's start and of its final checkpoint).
     Returns ``{metric: Interval of after - before}`` for the metrics both have, in ``after``'s
     order; each metric's resampling uses the same ``seed``, so the images drawn are the same.
     """

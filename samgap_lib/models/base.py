@@ -27,9 +27,11 @@ __all__ = [
     "Exemplars",
     "PromptResult",
     "PromptSegmenter",
-    "check_prompts",
-    "check_frames",
     "VideoResult",
+    "assemble_video",
+    "check_frames",
+    "check_prompts",
+    "video_object_ids",
 ]
 
 
@@ -410,3 +412,27 @@ def check_frames(frames: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
     if any(f.shape != out[0].shape for f in out):
         raise ValueError("all frames must have the same size.")
     return out
+
+
+def assemble_video(
+    per_frame: dict[int, dict[int, tuple[np.ndarray, float]]], n_frames: int, hw: tuple[int, int]
+) -> VideoResult:
+    """A `VideoResult` from ``per_frame[t][object_id] = (mask, score)`` (objects in id order;
+    frames or objects without an answer stay empty, their scores NaN)."""
+    ids = sorted({oid for frame in per_frame.values() for oid in frame})
+    masks = np.zeros((n_frames, len(ids), *hw), bool)
+    scores = np.full((n_frames, len(ids)), np.nan, np.float32)
+    col = {oid: k for k, oid in enumerate(ids)}
+    for t, frame in per_frame.items():
+        for oid, (m, s) in frame.items():
+            masks[t, col[oid]] = m
+            scores[t, col[oid]] = s
+    return VideoResult(object_ids=ids, masks=masks, scores=scores, processed=sorted(per_frame))
+
+
+def video_object_ids(obj_ids: Sequence[int] | None, n: int) -> list[int]:
+    """``obj_ids`` checked to be ``n`` distinct ids (None: 1..n)."""
+    ids = list(range(1, n + 1)) if obj_ids is None else [int(i) for i in obj_ids]
+    if len(ids) != n or len(set(ids)) != n:
+        raise ValueError(f"need {n} distinct object ids, got {obj_ids}.")
+    return ids

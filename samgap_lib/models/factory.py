@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from .loading import (
-    CheckpointMismatchError,
-    CheckpointNotFoundError,
-    load_hf_pretrained,
-    resolve_source,
-)
+from .loading import hf_folder, load_hf_pretrained, load_hf_processor
 
 __all__ = ["BACKENDS", "load_sam2", "load_sam3"]
 
@@ -25,30 +19,6 @@ SAM3_ROLES = ("concept", "tracker", "video")
 def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
     if value not in choices:
         raise ValueError(f"{what}={value!r}; choose one of {choices}.")
-
-
-def _hf_processor(cls: Any, folder: Path) -> Any:
-    try:
-        return cls.from_pretrained(folder)
-    except (OSError, ValueError, TypeError) as exc:
-        raise CheckpointNotFoundError(
-            f"{folder}: could not load the {cls.__name__} saved with the model ({exc}). A checkpoint "
-            "folder needs its processor files (preprocessor_config.json, tokenizer files for "
-            "SAM3); save them with processor.save_pretrained(folder) or download the full repo."
-        ) from exc
-
-
-def _hf_folder(source: str | os.PathLike, revision: str | None, token: str | bool | None) -> Path:
-    resolved = resolve_source(source, revision=revision, token=token)
-    path = resolved.path
-    if path.is_file():
-        if (path.parent / "config.json").is_file() and path.suffix in (".safetensors", ".bin"):
-            return path.parent
-        raise CheckpointMismatchError(
-            f"{path} is a single checkpoint file; the transformers backend loads a folder with "
-            "config.json and *.safetensors. For Meta .pt checkpoints use backend='meta'."
-        )
-    return path
 
 
 def load_sam2(
@@ -95,10 +65,10 @@ def load_sam2(
     _check_choice(backend, BACKENDS, "backend")
     _check_choice(role, SAM2_ROLES, "role")
     if backend == "meta":
-        from . import meta_sam2
+        from .meta import sam2 as meta_sam2
 
         if role == "video":
-            from .video import MetaSam2VideoPropagator
+            from .meta.video import MetaSam2VideoPropagator
 
             model = meta_sam2.load_meta_sam2(
                 source, device, config=config, revision=revision, token=token, video=True
@@ -111,9 +81,9 @@ def load_sam2(
 
     import transformers as tf
 
-    folder = _hf_folder(source, revision, token)
+    folder = hf_folder(source, revision, token)
     if role == "video":
-        from .video import HFSam2VideoPropagator
+        from .hf.video import HFSam2VideoPropagator
 
         model = load_hf_pretrained(
             tf.Sam2VideoModel,
@@ -122,14 +92,14 @@ def load_sam2(
             strict=strict,
             what="load_sam2(role='video')",
         )
-        processor = _hf_processor(tf.Sam2VideoProcessor, folder)
+        processor = load_hf_processor(tf.Sam2VideoProcessor, folder)
         return HFSam2VideoPropagator(model, processor, device=device, use_autocast=use_autocast)
-    from .hf_sam2 import HFPromptSegmenter
+    from .hf.sam2 import HFPromptSegmenter
 
     model = load_hf_pretrained(
         tf.Sam2Model, folder, ("sam2", "sam2_video"), strict=strict, what="load_sam2"
     )
-    processor = _hf_processor(tf.Sam2Processor, folder)
+    processor = load_hf_processor(tf.Sam2Processor, folder)
     seg = HFPromptSegmenter(model, processor, device=device, use_autocast=use_autocast, name="sam2")
     from .dense import DensePromptSegmenter, dense_spec
 
@@ -160,7 +130,7 @@ def load_sam3(
         a local folder or (Meta) a ``.pt`` checkpoint.
     backend
         ``"transformers"`` (default) or ``"meta"`` (the ``sam3`` package, run on CPU through
-        `samgap_lib.models.meta_sam3_cpu`).
+        `samgap_lib.models.meta.sam3_cpu`).
     role
         ``"concept"``, ``"tracker"`` or ``"video"``. Meta's tracker is the model behind
         ``Sam3Image.predict_inst`` and loads from the checkpoint's ``tracker.*`` weights
@@ -180,7 +150,7 @@ def load_sam3(
     _check_choice(backend, BACKENDS, "backend")
     _check_choice(role, SAM3_ROLES, "role")
     if backend == "meta":
-        from . import meta_sam3
+        from .meta import sam3 as meta_sam3
 
         if role == "video":
             raise NotImplementedError(meta_sam3.META_SAM3_VIDEO_UNSUPPORTED)
@@ -194,9 +164,9 @@ def load_sam3(
 
     import transformers as tf
 
-    folder = _hf_folder(source, revision, token)
+    folder = hf_folder(source, revision, token)
     if role == "concept":
-        from .hf_sam3 import HFConceptSegmenter
+        from .hf.sam3 import HFConceptSegmenter
 
         model = load_hf_pretrained(
             tf.Sam3Model,
@@ -205,12 +175,12 @@ def load_sam3(
             strict=strict,
             what="load_sam3(role='concept')",
         )
-        processor = _hf_processor(tf.Sam3Processor, folder)
+        processor = load_hf_processor(tf.Sam3Processor, folder)
         return HFConceptSegmenter(
             model, processor, device=device, threshold=threshold, use_autocast=use_autocast
         )
     if role == "tracker":
-        from .hf_sam2 import HFPromptSegmenter
+        from .hf.sam2 import HFPromptSegmenter
 
         model = load_hf_pretrained(
             tf.Sam3TrackerModel,
@@ -219,16 +189,16 @@ def load_sam3(
             strict=strict,
             what="load_sam3(role='tracker')",
         )
-        processor = _hf_processor(tf.Sam3TrackerProcessor, folder)
+        processor = load_hf_processor(tf.Sam3TrackerProcessor, folder)
         return HFPromptSegmenter(
             model, processor, device=device, use_autocast=use_autocast, name="sam3-tracker"
         )
-    from .video import HFSam3VideoPropagator
+    from .hf.video import HFSam3VideoPropagator
 
     model = load_hf_pretrained(
         tf.Sam3VideoModel, folder, ("sam3_video",), strict=strict, what="load_sam3(role='video')"
     )
-    processor = _hf_processor(tf.Sam3VideoProcessor, folder)
+    processor = load_hf_processor(tf.Sam3VideoProcessor, folder)
     return HFSam3VideoPropagator(
         model, processor, device=device, threshold=threshold, use_autocast=use_autocast
     )

@@ -10,16 +10,14 @@ online once, or set the path.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from huggingface_hub import hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -30,6 +28,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from ..devices import autocast, resolve_device
+
 __all__ = [
     "CheckpointError",
     "CheckpointMismatchError",
@@ -38,8 +38,10 @@ __all__ = [
     "OfflineCheckpointError",
     "autocast",
     "download",
+    "hf_folder",
     "is_hub_id",
     "load_hf_pretrained",
+    "load_hf_processor",
     "read_model_type",
     "resolve_device",
     "resolve_source",
@@ -68,57 +70,6 @@ class OfflineCheckpointError(CheckpointError):
 
 class CheckpointMismatchError(CheckpointError):
     """The checkpoint is of another model or does not fit the architecture."""
-
-
-# ----------------------------------------------------------------------------- devices
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """The torch device for ``device``; ``"auto"`` picks cuda, then mps, then cpu.
-
-    Raises
-    ------
-    RuntimeError
-        When an explicitly requested accelerator is not available.
-    """
-    if isinstance(device, torch.device):
-        device = str(device)
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {device!r} requested but CUDA is not available here; use device='auto' or 'cpu'."
-        )
-    if dev.type == "mps" and not (
-        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
-    ):
-        raise RuntimeError(
-            f"device {device!r} requested but MPS is not available; use 'auto' or 'cpu'."
-        )
-    return dev
-
-
-def autocast_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
-    """bfloat16 on CUDA devices that support it, else None (full precision)."""
-    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
-
-
-@contextlib.contextmanager
-def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
-    """``torch.autocast`` to ``dtype`` on ``device``, or nothing when ``dtype`` is None."""
-    if dtype is None:
-        yield
-        return
-    with torch.autocast(device_type=device.type, dtype=dtype):
-        yield
 
 
 # ----------------------------------------------------------------------------- sources
@@ -151,11 +102,24 @@ def _hub_error(repo_id: str, exc: BaseException) -> CheckpointError:
     if isinstance(exc, (OfflineModeIsEnabled, LocalEntryNotFoundError, ConnectionError)):
         from huggingface_hub import constants
 
+        flag = os.environ.get("HF_HUB_OFFLINE", "")
+        offline = flag.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(exc, OfflineModeIsEnabled) or (
+            offline and isinstance(exc, LocalEntryNotFoundError)
+        ):
+            why, fix = (
+                f"offline mode is on (HF_HUB_OFFLINE={flag or 'unset'})",
+                "unset HF_HUB_OFFLINE",
+            )
+        else:
+            why, fix = (
+                "no network: the Hugging Face Hub could not be reached",
+                "connect to the internet",
+            )
         return OfflineCheckpointError(
-            f"cannot download {repo_id}: offline (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}"
-            f" or no network) and it is not in the local cache {constants.HF_HUB_CACHE}. Download it "
-            f"once with network access (unset HF_HUB_OFFLINE; `hf download {repo_id}`), {local} "
-            f"(e.g. load_sam2('/path/to/checkpoint'))."
+            f"cannot download {repo_id}: {why}, and it is not in the local cache "
+            f"{constants.HF_HUB_CACHE}. Download it once with network access ({fix}; "
+            f"`hf download {repo_id}`), {local} (e.g. load_sam2('/path/to/checkpoint'))."
         )
     if isinstance(exc, HfHubHTTPError):
         status = getattr(getattr(exc, "response", None), "status_code", None)
@@ -241,10 +205,17 @@ def resolve_source(
         return ResolvedSource(
             path=download(repo_id, filename, revision=revision, token=token), repo_id=repo_id
         )
+    text = os.fspath(source)
+    if text.startswith((os.sep, ".", "~")) or text.count("/") != 1:
+        raise CheckpointNotFoundError(
+            f"{what} not found: {text} does not exist. Set the path to a local folder (written by "
+            "save_pretrained, or samgap_lib.models.testing.write_tiny_checkpoints) or checkpoint "
+            "file, or give a hub id such as 'facebook/sam2.1-hiera-large'."
+        )
     raise CheckpointNotFoundError(
-        f"{what} not found: {os.fspath(source)!r} is neither an existing file or folder nor a hub id "
+        f"{what} not found: {text!r} is neither an existing file or folder nor a hub id "
         "('owner/name'). Set the path to a local folder (save_pretrained or "
-        "samgap_lib.models.tiny.write_tiny_checkpoints output) or checkpoint file."
+        "samgap_lib.models.testing.write_tiny_checkpoints output) or checkpoint file."
     )
 
 
@@ -317,3 +288,33 @@ def load_hf_pretrained(
             f"expects ({mismatched[:3]}); check the source."
         )
     return model
+
+
+def load_hf_processor(cls: Any, folder: Path) -> Any:
+    """``cls.from_pretrained(folder)`` (a transformers processor class), refusing a folder
+    without the processor files with what to do."""
+    try:
+        return cls.from_pretrained(folder)
+    except (OSError, ValueError, TypeError) as exc:
+        raise CheckpointNotFoundError(
+            f"{folder}: could not load the {cls.__name__} saved with the model ({exc}). A checkpoint "
+            "folder needs its processor files (preprocessor_config.json, tokenizer files for "
+            "SAM3); save them with processor.save_pretrained(folder) or download the full repo."
+        ) from exc
+
+
+def hf_folder(
+    source: str | os.PathLike, revision: str | None = None, token: str | bool | None = None
+) -> Path:
+    """The transformers checkpoint folder of ``source`` (a folder, a weights file in one, or a
+    hub id, downloaded)."""
+    resolved = resolve_source(source, revision=revision, token=token)
+    path = resolved.path
+    if path.is_file():
+        if (path.parent / "config.json").is_file() and path.suffix in (".safetensors", ".bin"):
+            return path.parent
+        raise CheckpointMismatchError(
+            f"{path} is a single checkpoint file; the transformers backend loads a folder with "
+            "config.json and *.safetensors. For Meta .pt checkpoints use backend='meta'."
+        )
+    return path

@@ -30,6 +30,7 @@ __all__ = [
     "TURNING_APPLE",
     "UNRIPE_APPLE",
     "concept_masks",
+    "concept_of",
     "denoted_instances",
     "denotation_table",
     "phrase_set",
@@ -64,6 +65,15 @@ PHRASE_SETS: dict[str, tuple[Concept, ...]] = {
     "negative": ORCHARD_NEGATIVE,
     "all": ORCHARD_ALL,
 }
+
+
+def concept_of(text: str) -> Concept:
+    """The orchard `Concept` of a phrase (``"ripe apple"``: apples with ripeness ripe), or a bare
+    category for any other phrase (``"pear"`` -> category pear)."""
+    for c in ORCHARD_ALL:
+        if c.text == text:
+            return c
+    return Concept(text, category=text)
 
 
 def phrase_set(name: str) -> tuple[Concept, ...]:

@@ -1,22 +1,23 @@
-"""Training: SAM2 (geometric prompts) and SAM3 (concept prompts) fine-tuning, from scratch
-or from released checkpoints; losses, configs, checkpoints, logs, DDP and orchard-tiny.
+"""Training: SAM2 (geometric prompts) and SAM3 (concept prompts) fine-tuning, from scratch or
+from released checkpoints; losses, configs, checkpoints, logs, DDP and orchard-tiny.
 
-- `load_config` / `default_config`: YAML configs (``samgap_lib/configs/train_sam{2,3}.yml``).
-- `train(cfg, resume=...)`: the loop (accumulation, clipping, bf16 autocast on CUDA,
-  gradient checkpointing, DistributedDataParallel under torchrun, exact resume);
-  `evaluate_start(cfg)`: the same validation on the model a run starts from.
-  `validation_per_image(cfg)`: its ratio metrics per validation image, for intervals over images.
-  `start_validation(cfg)`: both from one pass over the validation images.
-- `ensure_orchard_tiny()`: the smoke profile's SAM2 and SAM3 trained from scratch (cached).
-- `DensePromptSegmenter`: how to prompt an orchard-tiny SAM2 (prompts drawn into the mask input).
+- `load_config` / `default_config`: YAML configs (``samgap_lib/configs/train_sam{2,3}.yml``),
+  checked by `samgap_lib.config`.
+- `train(cfg, resume=...)`: one loop for both families (a `Task` each: `tasks.Sam2Task`,
+  `tasks.Sam3Task`) with accumulation, clipping, bf16 autocast on CUDA, gradient checkpointing,
+  DistributedDataParallel under torchrun and exact resume. `start_validation(cfg)`: the
+  validation of the model a run starts from, as metrics and per validation image (for intervals
+  over images).
+- `ensure_orchard_tiny()`: the smoke profile's SAM2 and SAM3 trained from scratch (cached);
+  `read_card` reads what a checkpoint's card records.
 - `OFFICIAL_RECIPES`, `recipe_table()`: the released fine-tuning recipes as data.
-- Studies of the orchard-tiny recipes, run as modules, their results recorded for chapter 4:
-  `token_only` (SAM2 without drawn prompts) and `seed_spread` (the recipes with other seeds).
 """
 
-from ..models.dense import DensePromptSegmenter, dense_spec, draw_dense_prompts
+from ..config import ConfigError
 from .checkpoint import ResumeError
-from .config import ConfigError, default_config, init_configs, load_config
+from .config import default_config, init_configs, load_config
+from .init import build_model, sam3_queries
+from .logs import read_jsonl
 from .losses import (
     detr_losses,
     dice_loss,
@@ -25,40 +26,34 @@ from .losses import (
     sam2_mask_loss,
     sigmoid_focal_loss,
 )
-from .recipes import (
-    OFFICIAL_RECIPES,
-    ORCHARD_TINY,
-    ensure_orchard_tiny,
-    evaluate_checkpoint,
-    read_card,
-    recipe_table,
-)
-from .trainer import TrainResult, evaluate_start, start_validation, train, validation_per_image
+from .orchard_tiny import ORCHARD_TINY, WORKAROUNDS, ensure_orchard_tiny, read_card
+from .recipes import OFFICIAL_RECIPES, recipe_table
+from .task import Task
+from .trainer import TrainResult, start_validation, train
 
 __all__ = [
     "OFFICIAL_RECIPES",
     "ORCHARD_TINY",
+    "WORKAROUNDS",
     "ConfigError",
-    "DensePromptSegmenter",
     "ResumeError",
+    "Task",
     "TrainResult",
+    "build_model",
     "default_config",
-    "dense_spec",
     "detr_losses",
     "dice_loss",
-    "draw_dense_prompts",
     "ensure_orchard_tiny",
-    "evaluate_checkpoint",
-    "evaluate_start",
     "generalized_box_iou",
     "hungarian_match",
     "init_configs",
     "load_config",
     "read_card",
+    "read_jsonl",
     "recipe_table",
     "sam2_mask_loss",
+    "sam3_queries",
     "sigmoid_focal_loss",
     "start_validation",
     "train",
-    "validation_per_image",
 ]

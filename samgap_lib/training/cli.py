@@ -37,7 +37,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="with --init: overwrite existing files")
     p.add_argument("--recipe", choices=("orchard-tiny",), help="train a named recipe (cached)")
     p.add_argument(
-        "--cache-dir", help="with --recipe: cache root (default $SAMGAP_CACHE or .cache)"
+        "--cache-dir", help="with --recipe: cache root (default $SAMGAP_CACHE or ~/.cache/samgap)"
     )
 
 
@@ -48,8 +48,9 @@ def _err(msg: str) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     """Entry point of ``samgap train``; returns the exit status."""
+    from ..config import ConfigError
     from .checkpoint import ResumeError
-    from .config import ConfigError, init_configs, load_config
+    from .config import init_configs, load_config
 
     if args.init:
         try:
@@ -59,7 +60,7 @@ def run_train(args: argparse.Namespace) -> int:
             return _err(str(e))
         return 0
     if args.recipe:
-        from .recipes import ensure_orchard_tiny, read_card
+        from .orchard_tiny import ensure_orchard_tiny, read_card
 
         paths = ensure_orchard_tiny(args.cache_dir)
         for name, path in paths.items():

@@ -8,7 +8,6 @@ impossible values raise `ConfigError` naming the key, before any data or model i
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import json
 import os
@@ -18,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ..config import ConfigError, Schema, check, merge, packaged_yaml, read_yaml
 
 __all__ = [
     "ConfigError",
@@ -64,10 +63,6 @@ _POSITIVE = (
 )
 
 
-class ConfigError(ValueError):
-    """A training config that cannot run: the message names the key and what to do."""
-
-
 def _config_path(model: str) -> Any:
     return resources.files("samgap_lib") / "configs" / f"train_{model}.yml"
 
@@ -76,81 +71,7 @@ def default_config(model: str) -> dict[str, Any]:
     """The packaged default config of ``model`` (``"sam2"`` or ``"sam3"``) as a dict."""
     if model not in MODELS:
         raise ConfigError(f"model must be one of {MODELS}, got {model!r}.")
-    return yaml.safe_load(_config_path(model).read_text())
-
-
-def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge: ``override`` wins; nested dicts merge key by key."""
-    out = copy.deepcopy(dict(base))
-    for k, v in override.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def _type_ok(value: Any, default: Any, key: str) -> bool:
-    if key in _UNION:
-        return isinstance(value, _UNION[key])
-    if default is None:
-        return value is None or isinstance(value, _NULLABLE.get(key, (object,)))
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, list):
-        if not isinstance(value, list):
-            return False
-        kinds = {type(x) for x in default}
-        if not kinds:
-            return True
-        if kinds <= {int, float}:
-            return all(isinstance(x, int | float) and not isinstance(x, bool) for x in value)
-        return all(isinstance(x, tuple(kinds)) for x in value) if kinds else True
-    return isinstance(value, type(default))
-
-
-def _type_name(default: Any, key: str) -> str:
-    if key in _UNION:
-        return " or ".join(t.__name__ for t in _UNION[key])
-    if default is None:
-        return " or ".join(t.__name__ for t in _NULLABLE.get(key, (object,))) + " or null"
-    if isinstance(default, list):
-        kinds = sorted({type(x).__name__ for x in default})
-        return f"list of {'/'.join(kinds)}" if kinds else "list"
-    return "number" if isinstance(default, float) else type(default).__name__
-
-
-def _check(value: Any, schema: Any, key: str, where: str) -> None:
-    if isinstance(schema, dict):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: '{key}' must be a mapping, got {value!r}.")
-        for k, v in value.items():
-            sub = f"{key}.{k}" if key else str(k)
-            if k not in schema:
-                close = difflib.get_close_matches(str(k), [str(s) for s in schema], n=1)
-                hint = f" Did you mean '{close[0]}'?" if close else ""
-                raise ConfigError(
-                    f"{where}: unknown key '{sub}'.{hint} Allowed here: {sorted(schema)}."
-                )
-            _check(v, schema[k], sub, where)
-        return
-    if not _type_ok(value, schema, key):
-        raise ConfigError(
-            f"{where}: '{key}' must be {_type_name(schema, key)}, got {value!r} "
-            f"({type(value).__name__})."
-        )
-
-
-def _has(d: Mapping[str, Any], dotted: str) -> bool:
-    for part in dotted.split("."):
-        if not isinstance(d, Mapping) or part not in d:
-            return False
-        d = d[part]
-    return True
+    return packaged_yaml(f"train_{model}.yml")
 
 
 def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
@@ -158,18 +79,14 @@ def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     model = cfg.get("model")
     if model not in MODELS:
         raise ConfigError(f"{where}: 'model' must be one of {MODELS}, got {model!r}.")
-    schema = default_config(model)
-    _check(cfg, schema, "", where)
-    for key, choices in _CHOICES.items():
-        if not _has(schema, key):  # a key of the other model's config
-            continue
-        v = _get(cfg, key)
-        if v not in choices:
-            raise ConfigError(f"{where}: '{key}' must be one of {list(choices)}, got {v!r}.")
-    for key in _POSITIVE:
-        v = _get(cfg, key)
-        if v is None or v <= 0:
-            raise ConfigError(f"{where}: '{key}' must be > 0, got {v!r}.")
+    schema = Schema(
+        default_config(model),
+        nullable=_NULLABLE,
+        choices={k: v for k, v in _CHOICES.items() if k != "model"},
+        union=_UNION,
+        positive=_POSITIVE,
+    )
+    check(cfg, schema, where)
     if cfg["init"]["backend"] == "meta":
         raise ConfigError(
             f"{where}: init.backend 'meta' is not supported for training; samgap trains the "
@@ -232,13 +149,6 @@ def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     return dict(cfg)
 
 
-def _get(cfg: Mapping[str, Any], dotted: str) -> Any:
-    cur: Any = cfg
-    for part in dotted.split("."):
-        cur = cur[part]
-    return cur
-
-
 def load_config(
     source: str | os.PathLike | Mapping[str, Any] | None = None,
     model: str | None = None,
@@ -266,20 +176,8 @@ def load_config(
     elif isinstance(source, Mapping):
         user = dict(source)
     else:
-        path = Path(source)
-        where = str(path)
-        if not path.is_file():
-            raise ConfigError(
-                f"{path}: no such config file (write one with `samgap train --init DIR`)."
-            )
-        try:
-            user = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e}).") from e
-        if not isinstance(user, Mapping):
-            raise ConfigError(
-                f"{path}: the top level must be a mapping, got {type(user).__name__}."
-            )
+        where = str(source)
+        user = read_yaml(source, "write one with `samgap train --init DIR`")
     file_model = user.get("model")
     if model and file_model and model != file_model:
         raise ConfigError(

@@ -22,9 +22,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from samgap_lib.io import write_json
-
-from .arch import build_model, count_params, enable_grad_checkpointing, model_image_size
+from ..io import write_json
+from ..models.archs import count_params
 from .checkpoint import (
     check_resume,
     fingerprint,
@@ -35,10 +34,19 @@ from .checkpoint import (
     set_rng_state,
 )
 from .data import batch_indices, load_samples, make_pool, step_rng
+from .init import build_model, enable_grad_checkpointing, model_image_size
 from .logs import RunLogger, peak_memory_mb, progress_enabled
 from .optim import build_optimizer, freeze, lr_lambda
+from .task import Task
 
-__all__ = ["TrainResult", "train", "evaluate_start", "resolve_threads", "make_task"]
+__all__ = [
+    "TrainResult",
+    "make_task",
+    "precision_dtype",
+    "resolve_threads",
+    "start_validation",
+    "train",
+]
 
 
 @dataclass
@@ -77,20 +85,20 @@ def _device(setting: str, local_rank: int) -> torch.device:
     return torch.device(setting)
 
 
-def _amp(precision: str, device: torch.device) -> torch.dtype | None:
+def precision_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.precision`` on ``device``: bf16 for ``bf16``, and for
+    ``auto`` on CUDA; None (float32) otherwise."""
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return None
 
 
-def make_task(cfg: dict[str, Any], model: Any, processor: Any) -> Any:
+def make_task(cfg: dict[str, Any], model: Any, processor: Any) -> Task:
     """The SAM2 or SAM3 task object."""
+    from .tasks import Sam2Task, Sam3Task
+
     if cfg["model"] == "sam2":
-        from .sam2_task import Sam2Task
-
         return Sam2Task(cfg, model, processor)
-    from .sam3_task import Sam3Task
-
     return Sam3Task(cfg, model, processor)
 
 
@@ -106,31 +114,21 @@ def _start(cfg: dict[str, Any]) -> tuple[Any, Any, list[Any], torch.device]:
     return make_task(cfg, model, processor), model, load_samples(cfg, "val", n_val), device
 
 
-def evaluate_start(cfg: dict[str, Any]) -> dict[str, float]:
-    """Validation metrics of the model ``cfg`` starts from (``init``: a checkpoint, or from
-    scratch), before any training: the task's periodic validation (mIoU/NoC for SAM2,
-    cgF1/AP for SAM3) on the ``data.n_val`` validation images, on the device that
-    ``train.device`` resolves to as in `train` (``auto``: CUDA when available)."""
-    return start_validation(cfg)[0]
-
-
-def validation_per_image(cfg: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """`evaluate_start`'s ratio metrics per validation image: ``{metric: (numerator,
-    denominator)}``, each ``(data.n_val,)`` (SAM2: summed IoUs and apples, for box and click
-    mIoU; SAM3: apples found over apples named or detections kept, per phrase).
-
-    Give it a run's ``cfg`` for the model before training and the same ``cfg`` with
-    ``init.checkpoint`` set to the run's ``final`` folder for the model after: both are scored
-    on the same images, so `samgap_lib.metrics.paired_differences` puts an interval on each
-    change."""
-    return start_validation(cfg)[1]
-
-
 def start_validation(
     cfg: dict[str, Any],
 ) -> tuple[dict[str, float], dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """`evaluate_start` and `validation_per_image` together, from one pass of the validation
-    prompts over the model ``cfg`` starts from (each alone runs the same pass)."""
+    """Validation of the model ``cfg`` starts from (``init``: a checkpoint, or from scratch),
+    before any training: the task's periodic validation (mIoU/NoC for SAM2, cgF1/AP for SAM3) on
+    the ``data.n_val`` validation images, on the device ``train.device`` resolves to as in
+    `train` (``auto``: CUDA when available).
+
+    Returns the metrics and, from the same pass, their ratio metrics per validation image:
+    ``{metric: (numerator, denominator)}``, each ``(data.n_val,)`` (SAM2: summed IoUs and apples,
+    for box and click mIoU; SAM3: apples found over apples named or detections kept, per phrase).
+    Give it a run's ``cfg`` for the model before training and the same ``cfg`` with
+    ``init.checkpoint`` set to the run's ``final`` folder for the model after: both are scored on
+    the same images, so `samgap_lib.metrics.paired_differences` puts an interval on each
+    change."""
     task, model, samples, device = _start(cfg)
     return task.validate(model, samples, device)
 
@@ -256,7 +254,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(steps, int(ocfg["warmup_steps"]), float(ocfg["min_lr_ratio"]))
     )
-    amp_dtype = _amp(tcfg["precision"], device)
+    amp_dtype = precision_dtype(tcfg["precision"], device)
     scaler = torch.amp.GradScaler(device.type, enabled=False)  # bf16 needs no loss scaling
     start, best_value = 0, None
     if state is not None:

@@ -1,0 +1,141 @@
+"""Assemble the HTML book's source tree from the executed pages (`make book`).
+
+The chapters and the pages with code are executed once by papermill
+(``python -m samgap_lib.execute --out _build/executed``); Jupyter Book then builds from a tree
+that holds those executed notebooks in the pages' places, with ``execute_notebooks: off``, so no
+page runs a third time:
+
+    _build/book/_config.yml, _toc.yml, book/{*.md, references.bib, _ext, static, vendor}
+    _build/book/chapters/NN_*.ipynb      executed, from _build/executed/
+    _build/book/book/<page>.ipynb        executed pages of book/ (in place of their .md)
+
+The cell papermill injects with the run's parameters is removed from the page (``remove-cell``);
+the executed notebook keeps it.
+
+``--student`` assembles the student edition: every solution is left out (the cells from a
+``{solution-start}`` to its ``{solution-end}``, and ``{solution}`` directives), and the book is
+configured with ``hide_solutions: true``. Exercises stay, numbered as in the reader's book.
+
+    python book/assemble.py [--executed _build/executed] [--out _build/book] [--student]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# a ``{solution}`` directive in a markdown cell: its fence (3 or more backticks or colons), the
+# directive, and everything up to the matching closing fence
+_SOLUTION = re.compile(r"^(?P<f>`{3,}|:{3,})\{solution\}.*?^(?P=f)[ \t]*$\n?", re.M | re.S)
+
+
+def without_solutions(cells: list) -> list:
+    """The cells of a page with its solutions left out: gated solutions (from the markdown cell
+    that opens ``{solution-start}`` to the one that closes it with ``{solution-end}``, both
+    included) and ``{solution}`` directives inside markdown cells."""
+    out, inside = [], False
+    for cell in cells:
+        text = cell.source if cell.cell_type == "markdown" else ""
+        if "{solution-start}" in text:
+            inside = True
+        if inside:
+            if "{solution-end}" in text:
+                inside = False
+            continue
+        if cell.cell_type == "markdown" and "{solution}" in cell.source:
+            cell.source = _SOLUTION.sub("", cell.source)
+        out.append(cell)
+    if inside:
+        raise ValueError("a {solution-start} without its {solution-end}.")
+    return out
+
+
+def _executed_page(src: Path, dst: Path, student: bool = False) -> None:
+    nb = nbformat.read(src, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    if student:
+        nb.cells = without_solutions(nb.cells)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, dst)
+
+
+def _markdown_page(src: Path, dst: Path, student: bool) -> None:
+    text = src.read_text()
+    if student:
+        text = _SOLUTION.sub("", text)
+    dst.write_text(text)
+
+
+def assemble(executed: Path, out: Path, root: Path = ROOT, student: bool = False) -> Path:
+    """Write the book's source tree into ``out`` (replaced) and return it. Every page the table
+    of contents lists with code cells must have its executed notebook in ``executed``. With
+    ``student`` the solutions are left out (see the module docstring)."""
+    sys.path.insert(0, str(root))
+    from samgap_lib.execute import book_pages
+
+    pages = book_pages(root)
+    missing = [p.stem for p in pages if not (executed / f"{p.stem}.ipynb").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"no executed notebook in {executed} for {missing}: run "
+            f"`python -m samgap_lib.execute --out {executed}` first."
+        )
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    shutil.copy2(root / "_toc.yml", out / "_toc.yml")
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    if student:
+        config["title"] += " (student edition)"
+        config["sphinx"]["config"]["hide_solutions"] = True
+    (out / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    executable = {p.resolve() for p in pages}
+    for f in (root / "book").iterdir():
+        if f.name in ("vendor", "__pycache__") or f.name == Path(__file__).name:
+            continue
+        if f.is_dir():
+            shutil.copytree(f, out / "book" / f.name)
+        elif f.resolve() not in executable:
+            (out / "book").mkdir(exist_ok=True)
+            if f.suffix == ".md":
+                _markdown_page(f, out / "book" / f.name, student)
+            else:
+                shutil.copy2(f, out / "book" / f.name)
+    vendor = root / "book" / "vendor"
+    if vendor.is_dir():  # MathJax and the widget manager: large, served as they are
+        (out / "book" / "vendor").symlink_to(vendor.resolve(), target_is_directory=True)
+    for page in pages:
+        _executed_page(
+            executed / f"{page.stem}.ipynb", out / page.parent.name / f"{page.stem}.ipynb"
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--executed", type=Path, default=ROOT / "_build" / "executed")
+    p.add_argument("--out", type=Path, default=ROOT / "_build" / "book")
+    p.add_argument("--student", action="store_true", help="leave every solution out")
+    a = p.parse_args(argv)
+    try:
+        print(f"book source: {assemble(a.executed, a.out, student=a.student)}")
+    except FileNotFoundError as e:
+        print(f"assemble: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

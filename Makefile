@@ -82,6 +82,7 @@ test: setup chromium models
 	OMP_NUM_THREADS=1 $(BIN)/pytest -m notebooks
 	OMP_NUM_THREADS=1 $(BIN)/pytest -p no:cacheprovider --nbval-lax --nbval-current-env _build/executed/*.ipynb
 	$(MAKE) book
+	$(MAKE) book-student
 	$(BIN)/pytest -m browser
 
 # The paper profile: GPU, released checkpoints, MinneApple. Executed notebooks and results go to

@@ -33,27 +33,50 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# a ``{solution}`` directive in a markdown cell: its fence (3 or more backticks or colons), the
-# directive, and everything up to the matching closing fence
-_SOLUTION = re.compile(r"^(?P<f>`{3,}|:{3,})\{solution\}.*?^(?P=f)[ \t]*$\n?", re.M | re.S)
+# directive blocks in a markdown cell: the fence (3 or more backticks or colons), the directive,
+# and everything up to the matching closing fence
+def _block(name: str) -> re.Pattern[str]:
+    return re.compile(rf"^(?P<f>`{{3,}}|:{{3,}})\{{{name}\}}.*?^(?P=f)[ \t]*$\n?", re.M | re.S)
+
+
+_SOLUTION, _START, _END = _block("solution"), _block("solution-start"), _block("solution-end")
+
+
+def _cut_gated(text: str, inside: bool) -> tuple[str, bool]:
+    """``text`` with the parts inside gated solutions removed; ``inside``: whether the text
+    starts inside one. Returns the kept text and whether it ends inside one."""
+    kept = []
+    while text:
+        if inside:
+            end = _END.search(text)
+            if end is None:
+                return "".join(kept), True
+            text, inside = text[end.end() :], False
+        else:
+            start = _START.search(text)
+            if start is None:
+                kept.append(text)
+                break
+            kept.append(text[: start.start()])
+            text, inside = text[start.end() :], True
+    return "".join(kept), inside
 
 
 def without_solutions(cells: list) -> list:
-    """The cells of a page with its solutions left out: gated solutions (from the markdown cell
-    that opens ``{solution-start}`` to the one that closes it with ``{solution-end}``, both
-    included) and ``{solution}`` directives inside markdown cells."""
+    """The cells of a page with its solutions left out: everything from a ``{solution-start}``
+    block to its ``{solution-end}`` block (code cells between them included) and every
+    ``{solution}`` directive. A markdown cell left empty is dropped."""
     out, inside = [], False
     for cell in cells:
-        text = cell.source if cell.cell_type == "markdown" else ""
-        if "{solution-start}" in text:
-            inside = True
-        if inside:
-            if "{solution-end}" in text:
-                inside = False
+        if cell.cell_type != "markdown":
+            if not inside:
+                out.append(cell)
             continue
-        if cell.cell_type == "markdown" and "{solution}" in cell.source:
-            cell.source = _SOLUTION.sub("", cell.source)
-        out.append(cell)
+        text, inside = _cut_gated(cell.source, inside)
+        text = _SOLUTION.sub("", text)
+        if text.strip():
+            cell.source = text
+            out.append(cell)
     if inside:
         raise ValueError("a {solution-start} without its {solution-end}.")
     return out
@@ -74,6 +97,9 @@ def _executed_page(src: Path, dst: Path, student: bool = False) -> None:
 def _markdown_page(src: Path, dst: Path, student: bool) -> None:
     text = src.read_text()
     if student:
+        text, inside = _cut_gated(text, False)
+        if inside:
+            raise ValueError(f"{src}: a {{solution-start}} without its {{solution-end}}.")
         text = _SOLUTION.sub("", text)
     dst.write_text(text)
 
@@ -117,9 +143,8 @@ def assemble(executed: Path, out: Path, root: Path = ROOT, student: bool = False
     if vendor.is_dir():  # MathJax and the widget manager: large, served as they are
         (out / "book" / "vendor").symlink_to(vendor.resolve(), target_is_directory=True)
     for page in pages:
-        _executed_page(
-            executed / f"{page.stem}.ipynb", out / page.parent.name / f"{page.stem}.ipynb"
-        )
+        dst = out / page.parent.name / f"{page.stem}.ipynb"
+        _executed_page(executed / f"{page.stem}.ipynb", dst, student)
     return out
 
 

@@ -184,3 +184,63 @@ def test_page_renders_offline(browser, server, page_path):
         assert not problems, f"{page_path}: " + "; ".join(problems)
     finally:
         ctx.close()
+
+
+def _height(browser, server, page_path):
+    page, ctx, _, _ = _visit(browser, server, page_path)
+    try:
+        return page.evaluate("document.documentElement.scrollHeight")
+    finally:
+        ctx.close()
+
+
+def test_chapter_4_is_about_the_gap_not_the_miniature(browser, server):
+    """Chapter 4 keeps to the recipes and the fine-tuning; how the miniature was built is an
+    appendix: the built chapter is at most twice as tall as chapter 1."""
+    ch1 = _height(browser, server, "chapters/01_conceptual_break")
+    ch4 = _height(browser, server, "chapters/04_training")
+    assert ch4 <= 2 * ch1, f"chapter 4 is {ch4} px tall, chapter 1 {ch1} px"
+
+
+def test_the_claims_page_judges_every_claim_and_links_its_evidence(browser, server):
+    from samgap_lib.studies.claims import CLAIMS, VERDICTS
+
+    page, ctx, problems, _ = _visit(browser, server, "book/claims")
+    try:
+        rows = page.locator("table").first.locator("tbody tr")
+        assert rows.count() == len(CLAIMS)
+        for i in range(rows.count()):
+            cells = rows.nth(i).locator("td")
+            assert cells.nth(2).inner_text().strip() in VERDICTS
+            links = cells.nth(4).locator("a")
+            assert links.count() >= 1, f"claim {i + 1}: no link to its evidence"
+            for href in links.evaluate_all("els => els.map(e => e.href)"):
+                target = urlparse(href)
+                assert target.hostname == "127.0.0.1", href
+                resp = page.request.get(href.split("#")[0])
+                assert resp.ok, href
+                if target.fragment:  # the anchor exists on the page it points to
+                    other = ctx.new_page()
+                    other.goto(href.split("#")[0])
+                    assert other.locator(f"[id='{target.fragment}']").count() == 1, href
+                    other.close()
+        assert not problems, "; ".join(problems)
+    finally:
+        ctx.close()
+
+
+STUDENT = ROOT / "_build" / "student" / "_build" / "html"
+
+
+@pytest.mark.parametrize("page_path", [p for p in _pages() if p.startswith("chapters/")])
+def test_the_student_edition_has_the_exercises_and_no_solutions(page_path):
+    """`make book-student`: every exercise, numbered as in the reader's book, and no solution
+    (neither the solution boxes nor the code cells of gated solutions)."""
+    reader = (HTML / f"{page_path}.html").read_text()
+    student_page = STUDENT / f"{page_path}.html"
+    assert student_page.exists(), "run `make book-student` first"
+    student = student_page.read_text()
+    assert reader.count('class="exercise') == student.count('class="exercise') > 0
+    assert 'class="solution' in reader
+    assert 'class="solution' not in student
+    assert len(student) < len(reader)

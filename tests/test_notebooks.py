@@ -58,6 +58,27 @@ def test_pair_in_sync(md):
     )
 
 
+EXERCISE = re.compile(r"^(`{3,}|:{3,})\{exercise\}[^\n]*\n:label: (\S+)", re.M)
+SOLUTION = re.compile(r"^(`{3,}|:{3,})\{solution(?:-start)?\} (\S+)", re.M)
+
+
+def assert_course_apparatus(text: str, name: str) -> None:
+    """Learning objectives at the start, key takeaways at the end, and every exercise
+    (sphinx-exercise, labelled) with its solution."""
+    assert ":::{admonition} Learning objectives" in text, f"{name}: no learning objectives"
+    assert ":::{admonition} Key takeaways" in text, f"{name}: no key takeaways"
+    assert (
+        text.index("Learning objectives") < text.index("Key takeaways") < text.index("## Exercises")
+    )
+    exercises = [m.group(2) for m in EXERCISE.finditer(text)]
+    solutions = [m.group(2) for m in SOLUTION.finditer(text)]
+    assert exercises, f"{name}: no {{exercise}} directive"
+    assert sorted(exercises) == sorted(solutions), (
+        f"{name}: exercises {exercises}, solutions {solutions}"
+    )
+    assert text.count("{solution-start}") == text.count("{solution-end}"), name
+
+
 @pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_structure(md):
     nb = jupytext.read(md)
@@ -83,10 +104,7 @@ def test_chapter_structure(md):
     )
     assert "profile_banner(" in text, "each chapter states which profile produced its outputs"
     assert "## Exercises" in text, "each chapter ends with exercises"
-    solutions = [
-        c for c in nb.cells if "hide-cell" in c.metadata.get("tags", []) and "Solution" in c.source
-    ]
-    assert solutions, "exercises need solutions in cells tagged hide-cell (opened on demand)"
+    assert_course_apparatus(text, md.name)
     assert colab in (ROOT / "README.md").read_text(), f"README.md lacks the Colab link of {md.name}"
 
 
@@ -122,6 +140,12 @@ def test_the_book_is_built_from_the_executed_pages_without_running_them(tmp_path
         nb.cells = [
             nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["injected-parameters"]}),
             nbformat.v4.new_code_cell(f"print('{page.stem}')"),
+            nbformat.v4.new_markdown_cell(
+                "```{exercise}\n:label: ex-x\n\nWhy?\n```\n\n"
+                "```{solution-start} ex-x\n:class: dropdown\n```\n\nBecause."
+            ),
+            nbformat.v4.new_code_cell("print('the solution')"),
+            nbformat.v4.new_markdown_cell("```{solution-end}\n```\n\nAfter the solution."),
         ]
         nbformat.write(nb, executed / f"{page.stem}.ipynb")
     spec = importlib.util.spec_from_file_location("assemble", ROOT / "book" / "assemble.py")
@@ -137,6 +161,18 @@ def test_the_book_is_built_from_the_executed_pages_without_running_them(tmp_path
         nb = nbformat.read(out / page.parent.name / f"{page.stem}.ipynb", as_version=4)
         assert "remove-cell" in nb.cells[0].metadata["tags"]
         assert nb.cells[1].source == f"print('{page.stem}')"
+    student = mod.assemble(executed, tmp_path / "student", student=True)
+    assert yaml.safe_load((student / "_config.yml").read_text())["sphinx"]["config"][
+        "hide_solutions"
+    ]
+    for page in book_pages(ROOT):
+        nb = nbformat.read(student / page.parent.name / f"{page.stem}.ipynb", as_version=4)
+        text = "\n".join(c.source for c in nb.cells)
+        assert "{exercise}" in text and "After the solution." in text
+        assert "solution" not in text.replace("After the solution.", "")
+    for md in (ROOT / "book").glob("*.md"):
+        if md not in book_pages(ROOT) and (student / "book" / md.name).exists():
+            assert "{solution" not in (student / "book" / md.name).read_text()
     (executed / f"{book_pages(ROOT)[0].stem}.ipynb").unlink()
     with pytest.raises(FileNotFoundError, match="samgap_lib.execute"):
         mod.assemble(executed, tmp_path / "again")

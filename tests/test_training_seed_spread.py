@@ -11,17 +11,15 @@ import pytest
 from samgap_lib.provenance import device_name
 from samgap_lib.studies.seed_spread import (
     METRICS,
-    adopted_runs,
-    checkpoint_draw,
     describe_change,
     first_losses,
     main,
     merge_runs,
+    numerics_unlike_recorded,
+    recipe_block,
     recipe_difference,
     recorded_runs,
     spread_table,
-    study_block,
-    unlike_recorded,
     variant_config,
     variants_table,
 )
@@ -81,23 +79,10 @@ def test_merge_runs_keeps_the_codes_first_losses_and_refuses_other_code():
 
 def test_runs_of_another_machine_are_named_unlike_the_recorded_ones():
     recorded = RESULTS["models"]["sam3"]["first_losses"]
-    assert unlike_recorded("sam3", list(recorded), "CPU X") is None
+    assert numerics_unlike_recorded("sam3", list(recorded), "CPU X") is None
     other = [*recorded[:-1], recorded[-1] + 4e-6]  # the last kept decimal, as another CPU gave
-    msg = unlike_recorded("sam3", other, "CPU X (AVX2 kernels), 2 cores")
+    msg = numerics_unlike_recorded("sam3", other, "CPU X (AVX2 kernels), 2 cores")
     assert "CPU X (AVX2 kernels)" in msg and "cannot be compared" in msg and "--seeds" in msg
-
-
-def test_a_checkpoint_is_seed_0_itself_only_with_one_thread_and_the_recorded_numerics(
-    monkeypatch,
-):
-    from samgap_lib.studies import seed_spread
-
-    assert "2 torch threads" in checkpoint_draw("sam3", 2)
-    recorded = RESULTS["models"]["sam3"]["first_losses"]
-    monkeypatch.setattr(seed_spread, "first_losses", lambda model, n=5: list(recorded))
-    assert checkpoint_draw("sam3", 1) == "seed 0 itself"
-    monkeypatch.setattr(seed_spread, "first_losses", lambda model, n=5: [0.0] * 5)
-    assert "one more draw" in checkpoint_draw("sam3", 1)
 
 
 def test_spread_table_summarises_each_metric():
@@ -147,7 +132,20 @@ def test_variants_are_compared_seed_by_seed_with_the_recipe():
         merge_runs([_variants(lr, [0], 0.0), _variants(lr, [0], 1.0)])
 
 
-def test_earlier_recipes_keep_their_own_studies():
+def adopted_runs(results, model, replaced=None):
+    """The runs of the change, among those tried on a recipe, that became the current recipe
+    (without their ``change`` key); None when none did."""
+    block = recipe_block(results, model, replaced)
+    current = json.loads(json.dumps(results["models"][model]["recipe"]))
+    adopted = [
+        {k: v for k, v in r.items() if k != "change"}
+        for r in block.get("variants", [])
+        if json.loads(json.dumps(merge(block["recipe"], r["change"]))) == current
+    ]
+    return adopted or None
+
+
+def test_replaced_recipes_keep_their_own_studies():
     old, new = {"a": 1, "b": {"c": 2, "d": 3}}, {"a": 1, "b": {"c": 5, "d": 3}}
     assert recipe_difference(old, new) == {"b": {"c": 2}}
     assert recipe_difference(new, new) == {}
@@ -174,13 +172,13 @@ def test_earlier_recipes_keep_their_own_studies():
         }
     ]
     res = _part("sam2", [0, 1], recipe=new)
-    res["models"]["sam2"]["earlier"] = [before]
-    assert study_block(res, "sam2") is res["models"]["sam2"]
-    assert study_block(res, "sam2", 0) is before
-    with pytest.raises(ValueError, match="no earlier recipe 1; 1 are recorded"):
-        study_block(res, "sam2", 1)
+    res["models"]["sam2"]["replaced_recipes"] = [before]
+    assert recipe_block(res, "sam2") is res["models"]["sam2"]
+    assert recipe_block(res, "sam2", 0) is before
+    with pytest.raises(ValueError, match="no replaced recipe 1; 1 are recorded"):
+        recipe_block(res, "sam2", 1)
     assert variants_table(res, "sam2") == []  # nothing tried on the current recipe yet
-    rows = {r["change"]: r for r in variants_table(res, "sam2", earlier=0)}
+    rows = {r["change"]: r for r in variants_table(res, "sam2", replaced=0)}
     assert rows["b.c = 5"]["became_recipe"] and not rows["a = 7"]["became_recipe"]
     # compared with the earlier recipe's seeds (0.0 and 0.1), not with the current recipe's
     assert rows["b.c = 5"]["box_mIoU (recipe)"] == 0.05
@@ -221,26 +219,26 @@ def test_recorded_results_match_the_current_recipes():
         assert {r["steps"] for r in block["runs"]} == {ORCHARD_TINY[model]["train"]["steps"]}
         assert all(set(METRICS[model]) <= set(r) for r in block["runs"] + block["longer"])
         assert all(r["steps"] > ORCHARD_TINY[model]["train"]["steps"] for r in block["longer"])
-        for study in [block, *block.get("earlier", [])]:
+        for study in [block, *block.get("replaced_recipes", [])]:
             recipe = study["recipe"]
             for r in study.get("variants", []):  # valid changes, paired with a recipe seed
                 cfg = load_config(merge(recipe, r["change"]), model=model)
                 assert cfg != load_config(recipe, model=model), r["change"]
                 assert r["seed"] in {x["seed"] for x in study["runs"]}
                 assert r["steps"] == cfg["train"]["steps"]
-        for i, before in enumerate(block.get("earlier", [])):  # a recipe it replaced
+        for i, before in enumerate(block.get("replaced_recipes", [])):  # a recipe it replaced
             assert before["recipe"] != block["recipe"]
             assert {r["steps"] for r in before["runs"]} == {before["recipe"]["train"]["steps"]}
-            became = [r for r in variants_table(RESULTS, model, earlier=i) if r["became_recipe"]]
-            adopted = adopted_runs(RESULTS, model, earlier=i)
+            became = [r for r in variants_table(RESULTS, model, replaced=i) if r["became_recipe"]]
+            adopted = adopted_runs(RESULTS, model, replaced=i)
             assert len(became) == (adopted is not None)
             if became:  # the change adopted: its runs are the recipe's seeds
                 assert adopted == block["runs"]
-    # the studies chapter 4 shows: changes to each model's recipe, current or earlier
+    # the studies the appendix shows: changes to each model's recipe, current or replaced
     for m in ORCHARD_TINY:
-        earlier = range(len(RESULTS["models"][m].get("earlier", [])))
+        earlier = range(len(RESULTS["models"][m].get("replaced_recipes", [])))
         assert variants_table(RESULTS, m) or any(
-            variants_table(RESULTS, m, earlier=i) for i in earlier
+            variants_table(RESULTS, m, replaced=i) for i in earlier
         )
 
 

@@ -1,7 +1,7 @@
 """Clicks and boxes drawn into SAM2's dense mask prompt (the from-scratch trick "e").
 
 A SAM2 trained from scratch on a few thousand images does not learn to localise an object from
-its prompt *tokens* alone (REFERENCE.md; chapter 4 repeats the experiment). Drawing each click as
+its prompt *tokens* alone (REFERENCE.md; the book's appendix on the miniature repeats the experiment). Drawing each click as
 a disc (+logit for positive, -logit for negative) and each box as a filled rectangle into the
 low-resolution mask input gives the decoder a local signal it learns within minutes. A model
 trained this way must be prompted the same way: `DensePromptSegmenter` wraps any

@@ -73,7 +73,7 @@ def clip_masks_to_boxes(masks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     A pixel ``[x, x + 1) x [y, y + 1)`` stays when it overlaps the box at all, so a box drawn
     exactly round a mask keeps the whole mask. Mask R-CNN's masks live in their box by
     construction; SAM3's do not, and a tiny SAM3 trained from scratch leaks a few mask pixels
-    onto other apples of the same colour (chapter 4).
+    onto other apples of the same colour (the book's appendix on the miniature).
     """
     m = np.asarray(masks, bool)
     b = np.asarray(boxes, np.float64)

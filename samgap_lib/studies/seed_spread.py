@@ -10,14 +10,14 @@ it trains the recipe with one change (a JSON object merged into the config) on t
 a recipe change that was tried, kept apart as ``variants`` and compared seed by seed with the
 recipe (`variants_table`).
 `recorded_runs` reads the recorded runs (``samgap_lib/results/seed_spread.json``, with their
-provenance; ``--merge ... --record`` writes it); chapter 4 reads it, `spread_table` summarises the seeds and `variants_table` the changes. When a change
+provenance; ``--merge ... --record`` writes it); the appendix on the miniature reads it, `spread_table` summarises the seeds and `variants_table` the changes. When a change
 becomes the recipe, the recipe it replaced keeps its runs and the changes tried on it under
-``earlier`` (`study_block`), each change still compared with the recipe it changed. Each
+``replaced_recipes`` (`recipe_block`), each change still compared with the recipe it changed. Each
 model's runs are stored with `first_losses`, the recipe's loss at its first steps on the code
 that trained them: a test retrains those steps, so that a code change that trains the recipe to
 other numbers cannot leave the book comparing today's checkpoints with runs of other code.
 Another kind of CPU can train the recipe to other numbers too: each training invocation warns
-when this machine's first losses are not the recorded ones (`unlike_recorded`).
+when this machine's first losses are not the recorded ones (`numerics_unlike_recorded`).
 
 Run it (one process per model and seed; about 5 minutes per SAM2 seed and 10 per SAM3 seed on
 one thread)::
@@ -55,15 +55,13 @@ __all__ = [
     "recorded_runs",
     "run_seed",
     "first_losses",
-    "unlike_recorded",
-    "checkpoint_draw",
+    "numerics_unlike_recorded",
     "variant_config",
     "merge_runs",
-    "study_block",
+    "recipe_block",
     "recipe_difference",
     "spread_table",
     "variants_table",
-    "adopted_runs",
     "describe_change",
     "main",
 ]
@@ -89,8 +87,8 @@ METRICS: dict[str, list[str]] = {
 def recorded_runs() -> dict[str, Any]:
     """The recorded runs (``samgap_lib/results/seed_spread.json``): ``provenance`` and, per
     model, the ``recipe`` they trained, ``torch_threads``, ``first_losses``, the recipe's seed
-    ``runs``, the ``longer`` runs, the ``variants`` (changes tried) and ``earlier`` (the recipes
-    this one replaced, each with its own runs and variants)."""
+    ``runs``, the ``longer`` runs, the ``variants`` (changes tried) and ``replaced_recipes`` (the
+    recipes this one replaced, each with its own runs and variants)."""
     return recorded_result("seed_spread")
 
 
@@ -154,8 +152,8 @@ def run_seed(
     }
 
 
-class _Enough(Exception):
-    pass
+class _FirstStepsDone(Exception):
+    """Raised from the training callback once `first_losses` has its steps."""
 
 
 def first_losses(model: str, n: int = 5) -> list[float]:
@@ -178,19 +176,19 @@ def first_losses(model: str, n: int = 5) -> list[float]:
     def on_step(step: int, rec: dict[str, Any]) -> None:
         losses.append(round(float(rec["loss/loss"]), 6))
         if step >= n:
-            raise _Enough
+            raise _FirstStepsDone
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = variant_config(model, 0, Path(tmp) / "run", num_threads=1)
         cfg = merge(cfg, {"train": {"log_every": 1, "checkpoint_every": 0, "progress": False}})
         try:
             train(load_config(cfg, model=model), on_step=on_step)
-        except _Enough:
+        except _FirstStepsDone:
             pass
     return losses
 
 
-def unlike_recorded(model: str, losses: list[float], machine: str) -> str | None:
+def numerics_unlike_recorded(model: str, losses: list[float], machine: str) -> str | None:
     """Why runs of ``model`` trained here cannot be compared seed by seed with the ones
     the recorded runs (`recorded_runs`) hold, or None when they can: this machine's `first_losses` (``losses``)
     differ from the recorded ones, so its code or its CPU trains the recipe to other numbers."""
@@ -204,24 +202,6 @@ def unlike_recorded(model: str, losses: list[float], machine: str) -> str | None
         "(--merge refuses them). Train the recipe's own seeds here too (--seeds without --set) "
         "and compare or record this machine's runs together."
     )
-
-
-def checkpoint_draw(model: str, torch_threads: int) -> str:
-    """What an orchard-tiny checkpoint of ``model`` (the recipe, seed 0, trained here with
-    ``torch_threads`` threads) is among the recorded runs: seed 0's recorded run itself, or
-    one more draw of the recipe. Other thread counts add up in another order; with one thread
-    this machine's `first_losses` say whether it trains the recipe as the recorded runs were."""
-    if torch_threads != 1:
-        return (
-            f"seed 0 trained with {torch_threads} torch threads, which add up in another order "
-            "than one thread does, so they are one more draw"
-        )
-    if unlike_recorded(model, first_losses(model), device_name("cpu")):
-        return (
-            "seed 0 trained on a CPU that rounds the recipe's sums otherwise than the one that "
-            "recorded these runs, so one more draw"
-        )
-    return "seed 0 itself"
 
 
 def _change_key(change: dict[str, Any]) -> str:
@@ -277,20 +257,22 @@ def merge_runs(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def study_block(results: dict[str, Any], model: str, earlier: int | None = None) -> dict[str, Any]:
-    """The runs of ``model``'s current recipe (``earlier=None``), or of the recipe it replaced
-    ``earlier + 1`` changes ago (``results["models"][model]["earlier"][earlier]``): a dict with
-    ``recipe``, ``runs``, ``longer`` and ``variants``."""
+def recipe_block(
+    results: dict[str, Any], model: str, replaced: int | None = None
+) -> dict[str, Any]:
+    """The recorded runs of ``model``'s current recipe (``replaced=None``), or of the recipe it
+    replaced ``replaced + 1`` changes ago (``results["models"][model]["replaced_recipes"]
+    [replaced]``): a dict with ``recipe``, ``runs``, ``longer`` and ``variants``."""
     block = results["models"][model]
-    if earlier is None:
+    if replaced is None:
         return block
-    before = block.get("earlier", [])
-    if not 0 <= earlier < len(before):
+    before = block.get("replaced_recipes", [])
+    if not 0 <= replaced < len(before):
         raise ValueError(
-            f"{model}: no earlier recipe {earlier}; {len(before)} are recorded "
-            f"(earlier = 0..{len(before) - 1}, or None for the current recipe)."
+            f"{model}: no replaced recipe {replaced}; {len(before)} are recorded "
+            f"(replaced = 0..{len(before) - 1}, or None for the current recipe)."
         )
-    return before[earlier]
+    return before[replaced]
 
 
 def recipe_difference(recipe: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
@@ -310,11 +292,11 @@ def recipe_difference(recipe: dict[str, Any], other: dict[str, Any]) -> dict[str
 
 
 def spread_table(
-    results: dict[str, Any], model: str, earlier: int | None = None
+    results: dict[str, Any], model: str, replaced: int | None = None
 ) -> list[dict[str, Any]]:
     """One row per metric: each seed's value, then mean, min and max over the seeds (of the
-    current recipe, or of an earlier one: `study_block`)."""
-    runs = study_block(results, model, earlier)["runs"]
+    current recipe, or of an earlier one: `recipe_block`)."""
+    runs = recipe_block(results, model, replaced)["runs"]
     rows = []
     for k in METRICS[model]:
         vals = np.array([r[k] for r in runs], float)
@@ -344,15 +326,15 @@ def variants_table(
     results: dict[str, Any],
     model: str,
     metrics: list[str] | None = None,
-    earlier: int | None = None,
+    replaced: int | None = None,
 ) -> list[dict[str, Any]]:
     """One row per recipe change tried (``variants``), compared seed by seed with the recipe
-    it changed (the current one, or an earlier one: `study_block`): for each metric the
+    it changed (the current one, or an earlier one: `recipe_block`): for each metric the
     change's mean over its seeds, the recipe's mean over the same seeds, and the difference.
     Seeds the recipe was not run on cannot be compared and are refused. ``change`` names the
     change, ``set`` holds it as the nested dict given to ``--set``; ``became_recipe`` says
     whether the changed recipe is the current one."""
-    block = study_block(results, model, earlier)
+    block = recipe_block(results, model, replaced)
     recipe = {r["seed"]: r for r in block["runs"]}
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in block.get("variants", []):
@@ -390,21 +372,6 @@ def _makes_recipe(
     JSON, where a tuple and a list are one)."""
     current = results["models"][model]["recipe"]
     return json.loads(json.dumps(merge(recipe, change))) == json.loads(json.dumps(current))
-
-
-def adopted_runs(
-    results: dict[str, Any], model: str, earlier: int | None = None
-) -> list[dict[str, Any]] | None:
-    """The runs of the change, among those tried on a recipe (`study_block`), that became the
-    current recipe, without their ``change`` key: they should be the current recipe's own
-    ``runs``, seed for seed. None when no change of that study became the recipe."""
-    block = study_block(results, model, earlier)
-    adopted = [
-        {k: v for k, v in r.items() if k != "change"}
-        for r in block.get("variants", [])
-        if _makes_recipe(results, model, block["recipe"], r["change"])
-    ]
-    return adopted or None
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -460,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.record:
             old = recorded_runs()
             for model, block in res["models"].items():
-                block["earlier"] = old["models"].get(model, {}).get("earlier", [])
+                block["replaced_recipes"] = old["models"].get(model, {}).get("replaced_recipes", [])
             machines = sorted({str(b.get("machine")) for b in res["models"].values()})
             res = {
                 "provenance": {
@@ -498,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
                 p.error(str(e))
         losses = first_losses(args.model)  # the code's fingerprint, recorded with the runs
         machine = device_name("cpu")
-        unlike = unlike_recorded(args.model, losses, machine)
+        unlike = numerics_unlike_recorded(args.model, losses, machine)
         if unlike:
             print(f"warning: {unlike}", file=sys.stderr, flush=True)
         runs = []

@@ -5,7 +5,7 @@ module trains the same recipe without it (``prompts.dense = false``), for the or
 budget and for twice that ("longer training"), and with the prompts drawn for only half of the
 objects ("mixed", evaluated *without* drawing: does the token route learn when the dense route
 is there half the time?). `recorded_runs` reads the recorded run (``samgap_lib/results/token_only.json``, with its
-provenance); chapter 4 reads it.
+provenance); the appendix on the miniature reads it.
 
 Run it (about 4 x the orchard-tiny SAM2 training time)::
 

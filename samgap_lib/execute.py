@@ -93,7 +93,8 @@ def execute_pages(
     ``pages`` when given) into ``out_dir/<stem>.ipynb``; returns the executed notebooks.
 
     ``parameters`` default to the smoke profile's. With ``if_stale`` a page whose executed
-    notebook is newer than the page, the library and the orchard-tiny cache is kept as it is.
+    notebook is newer than the page and than the library's code, configs and recorded results
+    is kept as it is.
     """
     params = dict(SMOKE if parameters is None else parameters)
     selected = [

@@ -1,6 +1,6 @@
 """Benchmark the fast metrics against their slow references, asserting identical values.
 
-Run ``python benchmarks/bench_metrics.py [--out results.json] [--quick]``. Three comparisons:
+Run ``samgap bench metrics [--out results.json] [--quick]``. Three comparisons:
 
 * boundary F on a stack of 1280x720 (MinneApple-sized) apple masks: `boundary_f1` vs DAVIS's
   ``f_measure`` (`samgap_lib.metrics.reference.davis_f_measure`, full-frame ``cv2.dilate`` as
@@ -36,6 +36,7 @@ import numpy as np
 
 from ..data.coco import mask_to_rle
 from ..evaluation import click_loop
+from ..io import write_json
 from ..metrics import boundary_f1, cgf1, noc
 from ..metrics.reference import (
     davis_f_measure,
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {k}: {v:.4g}")
     print("values identical to the references: yes (asserted)")
     if args.out:
-        args.out.write_text(json.dumps({"results": rows, "quick": args.quick}, indent=2))
+        write_json({"results": rows, "quick": args.quick}, args.out, indent=2)
     missed = [r for r in rows if r["ratio"] < r["target"]]
     return 1 if (args.check and missed) else 0
 

@@ -1,6 +1,6 @@
 """Speed of samgap's model wrappers against the official call patterns, on CPU.
 
-Run ``python benchmarks/bench_models.py [--out results.json] [--repeats N]``. Prints one table;
+Run ``samgap bench models [--out results.json] [--repeats N]``. Prints one table;
 every ratio is measured within this one run. Peak memory is the peak process RSS above the
 level before each measured section (psutil, sampled every 2 ms in a thread), not tracemalloc,
 which does not see PyTorch's allocations.
@@ -22,7 +22,6 @@ which does not see PyTorch's allocations.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import threading
 import time
@@ -35,6 +34,7 @@ import torch
 
 from ..config import parse_hw
 from ..data import synthetic_orchard
+from ..io import write_json
 
 SMALL_SAM3_DIMS = {
     "resolution": 336,
@@ -464,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(format_table(rows))
     if args.out:
-        args.out.write_text(json.dumps({"env": env, "results": rows}, indent=1))
+        write_json({"env": env, "results": rows}, args.out, indent=1)
     return 0
 
 

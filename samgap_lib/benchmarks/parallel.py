@@ -1,8 +1,8 @@
 """What a CPU's cores buy the orchard-tiny recipes: threads in one process against data-parallel
 processes (torchrun, gloo), in seconds per training step, side by side in one run.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_parallel.py                 # both models, 2 cores
-    python benchmarks/bench_parallel.py --models sam2 --cores 4 --steps 60 --out parallel.json
+    OMP_NUM_THREADS=1 samgap bench parallel              # both models, 2 cores
+    samgap bench parallel --models sam2 --cores 4 --steps 60 --out parallel.json
 
 Each setting trains the recipe through ``samgap train`` in a fresh subprocess and reads the
 time per step from the run's own log (`samgap_lib.studies.parallel.recipe_step_seconds`). The

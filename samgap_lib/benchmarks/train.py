@@ -1,8 +1,8 @@
 """Training speed and peak memory by freezing option (SAM2 and SAM3).
 
-    python benchmarks/bench_train.py                      # tiny models on CPU (what CI can run)
-    python benchmarks/bench_train.py --out bench_train.json
-    python benchmarks/bench_train.py --device cuda --sam2-arch hiera_t hiera_l --sam3-arch sam3 --batch 1
+    samgap bench train                      # tiny models on CPU (what CI can run)
+    samgap bench train --out bench_train.json
+    samgap bench train --device cuda --sam2-arch hiera_t hiera_l --sam3-arch sam3 --batch 1
 
 On CPU the memory is the peak resident set size of a fresh process per configuration; on CUDA
 the peak allocated memory. The GPU variants build random-init models of the released sizes

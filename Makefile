@@ -40,7 +40,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
-# Offline MathJax, require.js and the ipywidgets HTML manager for the built book (npm registry).
+# Offline MathJax, require.js, the ipywidgets HTML manager and onnxruntime-web (the explorer)
+# for the built book, from the npm registry.
 VENDOR := book/vendor
 $(VENDOR)/.stamp: book/vendor.txt
 	bash book/fetch_vendor.sh $(VENDOR)
@@ -48,7 +49,8 @@ $(VENDOR)/.stamp: book/vendor.txt
 vendor: $(VENDOR)/.stamp
 
 # orchard-tiny: tiny SAM2/SAM3 trained from scratch on the synthetic orchard for the smoke profile.
-# Cached under .cache/orchard-tiny/<hash of code + config>: trains once (minutes), then a no-op.
+# Cached in the user cache (~/.cache/samgap/orchard-tiny/<hash of code + config>, or
+# $SAMGAP_CACHE): trains once (minutes), then a no-op.
 models: $(STAMP)
 	$(BIN)/samgap train --recipe orchard-tiny
 

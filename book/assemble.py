@@ -6,6 +6,7 @@ that holds those executed notebooks in the pages' places, with ``execute_noteboo
 page runs a third time:
 
     _build/book/_config.yml, _toc.yml, book/{*.md, references.bib, _ext, static, vendor}
+    _build/book/book/static/explorer/    the in-browser explorer (samgap_lib.explorer)
     _build/book/chapters/NN_*.ipynb      executed, from _build/executed/
     _build/book/book/<page>.ipynb        executed pages of book/ (in place of their .md)
 
@@ -104,12 +105,20 @@ def _markdown_page(src: Path, dst: Path, student: bool) -> None:
     dst.write_text(text)
 
 
-def assemble(executed: Path, out: Path, root: Path = ROOT, student: bool = False) -> Path:
+def assemble(
+    executed: Path,
+    out: Path,
+    root: Path = ROOT,
+    student: bool = False,
+    explorer: Path | None = None,
+) -> Path:
     """Write the book's source tree into ``out`` (replaced) and return it. Every page the table
     of contents lists with code cells must have its executed notebook in ``executed``. With
-    ``student`` the solutions are left out (see the module docstring)."""
+    ``student`` the solutions are left out (see the module docstring); ``explorer``, an
+    `ensure_explorer` folder, goes to ``_static/explorer`` with the page scripts."""
     sys.path.insert(0, str(root))
     from samgap_lib.execute import book_pages
+    from samgap_lib.explorer import install_static
 
     pages = book_pages(root)
     missing = [p.stem for p in pages if not (executed / f"{p.stem}.ipynb").is_file()]
@@ -140,8 +149,10 @@ def assemble(executed: Path, out: Path, root: Path = ROOT, student: bool = False
             else:
                 shutil.copy2(f, out / "book" / f.name)
     vendor = root / "book" / "vendor"
-    if vendor.is_dir():  # MathJax and the widget manager: large, served as they are
+    if vendor.is_dir():  # MathJax, the widget manager, onnxruntime-web: served as they are
         (out / "book" / "vendor").symlink_to(vendor.resolve(), target_is_directory=True)
+    if explorer is not None:  # _static/explorer: the graphs, images, manifest and scripts
+        install_static(explorer, out / "book" / "static" / "explorer")
     for page in pages:
         dst = out / page.parent.name / f"{page.stem}.ipynb"
         _executed_page(executed / f"{page.stem}.ipynb", dst, student)
@@ -153,9 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--executed", type=Path, default=ROOT / "_build" / "executed")
     p.add_argument("--out", type=Path, default=ROOT / "_build" / "book")
     p.add_argument("--student", action="store_true", help="leave every solution out")
+    p.add_argument(
+        "--no-explorer", action="store_true", help="leave the in-browser explorer's files out"
+    )
     a = p.parse_args(argv)
     try:
-        print(f"book source: {assemble(a.executed, a.out, student=a.student)}")
+        explorer = None
+        if not a.no_explorer:
+            from samgap_lib.explorer import ensure_explorer
+
+            explorer = ensure_explorer()  # cached with the orchard-tiny checkpoints
+        out = assemble(a.executed, a.out, student=a.student, explorer=explorer)
+        print(f"book source: {out}")
     except FileNotFoundError as e:
         print(f"assemble: {e}", file=sys.stderr)
         return 2

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
     "atomic_write",
     "cache_root",
+    "dumps",
+    "file_lock",
+    "loads",
     "read_json",
     "recorded_result",
     "recorded_result_path",
@@ -39,23 +45,89 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     return path
 
 
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created) for the block: one process at a
+    time builds what the lock guards, and the others wait, then find it built."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+NULLS_KEY = "nulls"
+NULLS_NOTE = (
+    "null where a number is undefined, not zero: NaN is a ratio with nothing to count (the recall "
+    "of a phrase that names no instance in these images, the precision of a phrase with no "
+    "detection kept) or a mean over no items; the path of each and what it was are listed here"
+)
+
+
+def dumps(obj: Any, indent: int | None = None) -> str:
+    """``obj`` as strict JSON text: a browser's ``JSON.parse`` reads it.
+
+    numpy values become Python ones; a NaN or infinite float becomes ``null``, and when ``obj``
+    is a dict its key ``"nulls"`` then says why and lists each such value's path and what it
+    was, so that `loads` puts the values back.
+    """
+    nulls: list[dict[str, Any]] = []
+    clean = _strict(obj, [], nulls)
+    if nulls and isinstance(clean, dict):
+        if NULLS_KEY in clean:
+            raise ValueError(f"the key {NULLS_KEY!r} is reserved for the list of nulls.")
+        clean[NULLS_KEY] = {"note": NULLS_NOTE, "values": nulls}
+    return json.dumps(clean, indent=indent, allow_nan=False)
+
+
+def loads(text: str) -> Any:
+    """Parse JSON written by `dumps`, with its NaN and infinite values back in place."""
+    obj = json.loads(text)
+    if isinstance(obj, dict) and isinstance(obj.get(NULLS_KEY), dict):
+        for entry in obj.pop(NULLS_KEY).get("values", []):
+            *parents, last = entry["path"]
+            node = obj
+            for key in parents:
+                node = node[key if isinstance(node, dict) else int(key)]
+            node[last if isinstance(node, dict) else int(last)] = float(entry["was"])
+    return obj
+
+
 def write_json(obj: Any, path: str | os.PathLike, indent: int | None = None) -> Path:
-    """Write ``obj`` as JSON atomically (see `atomic_write`)."""
-    data = json.dumps(obj, indent=indent, default=_json_default).encode()
+    """Write ``obj`` as strict JSON (`dumps`) atomically (`atomic_write`)."""
+    data = dumps(obj, indent=indent).encode()
     return atomic_write(path, lambda f: f.write(data))
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read JSON, naming the file in the error when it is missing or corrupt."""
+    """Read JSON written by `write_json` (`loads`), naming the file in the error when it is
+    missing or corrupt."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file.")
     try:
-        return json.loads(path.read_text())
+        return loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(
             f"{path}: not valid JSON ({e}). The file may be truncated; regenerate it."
         ) from e
+
+
+def _strict(obj: Any, path: list[str], nulls: list[dict[str, Any]]) -> Any:
+    """``obj`` with numpy values as Python ones and non-finite floats as None (listed)."""
+    if isinstance(obj, dict):
+        return {k: _strict(v, [*path, str(k)], nulls) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_strict(v, [*path, str(i)], nulls) for i, v in enumerate(obj)]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        nulls.append({"path": path, "was": "nan" if math.isnan(obj) else f"{obj:f}"})
+        return None
+    if isinstance(obj, str | int | float | bool) or obj is None:
+        return obj
+    return _strict(_json_default(obj), path, nulls)
 
 
 def _json_default(obj: Any) -> Any:
@@ -63,8 +135,8 @@ def _json_default(obj: Any) -> Any:
 
     if isinstance(obj, np.integer):
         return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
+    if isinstance(obj, np.floating | np.bool_):
+        return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, Path):

@@ -371,3 +371,66 @@ def test_atomic_json(tmp_path):
     p.write_text('{"trunc')
     with pytest.raises(ValueError, match="truncated"):
         read_json(p)
+
+
+def test_json_is_strict_and_undefined_numbers_come_back(tmp_path):
+    """What samgap writes parses in a browser (no bare NaN): undefined numbers are null, the
+    file says why and where, and `read_json` restores them."""
+    import math
+
+    summary = {
+        "recall[pear]": float("nan"),
+        "recall[apple]": np.float32(0.5),
+        "per_k": [1.0, np.nan, -np.inf],
+        "inner": {"AP": np.float64("nan")},
+    }
+    p = write_json({"summary": summary, "n": 3}, tmp_path / "s.json")
+    text = p.read_text()
+    raw = json.loads(text)  # strict parsers too: no NaN literals
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard {c}"))
+    assert raw["summary"]["recall[pear]"] is None and raw["summary"]["per_k"][1:] == [None, None]
+    assert "undefined" in raw["nulls"]["note"]
+    assert sorted(v["path"] for v in raw["nulls"]["values"]) == [
+        ["summary", "inner", "AP"],
+        ["summary", "per_k", "1"],
+        ["summary", "per_k", "2"],
+        ["summary", "recall[pear]"],
+    ]
+    back = read_json(p)
+    assert "nulls" not in back and back["n"] == 3
+    assert math.isnan(back["summary"]["recall[pear]"]) and math.isnan(
+        back["summary"]["inner"]["AP"]
+    )
+    assert back["summary"]["per_k"][0] == 1.0 and math.isnan(back["summary"]["per_k"][1])
+    assert back["summary"]["per_k"][2] == -math.inf and back["summary"]["recall[apple]"] == 0.5
+    # a real None stays None, and a file with nothing undefined carries no list
+    q = write_json({"clicks_to_match": None}, tmp_path / "n.json")
+    assert json.loads(q.read_text()) == {"clicks_to_match": None} == read_json(q)
+    with pytest.raises(ValueError, match="reserved"):
+        write_json({"nulls": 1, "x": float("nan")}, tmp_path / "r.json")
+
+
+def test_file_lock_lets_one_holder_in_at_a_time(tmp_path):
+    """A second holder waits until the first leaves (two threads, two open file descriptions)."""
+    import threading
+    import time
+
+    from samgap_lib.io import file_lock
+
+    order: list[str] = []
+    first_in = threading.Event()
+
+    def first():
+        with file_lock(tmp_path / "sub" / ".x.lock"):
+            order.append("first in")
+            first_in.set()
+            time.sleep(0.3)
+            order.append("first out")
+
+    t = threading.Thread(target=first)
+    t.start()
+    first_in.wait()
+    with file_lock(tmp_path / "sub" / ".x.lock"):
+        order.append("second in")
+    t.join()
+    assert order == ["first in", "first out", "second in"]

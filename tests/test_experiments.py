@@ -308,3 +308,48 @@ def test_cli_refuses_an_uncached_hub_checkpoint_in_one_line(tmp_path, monkeypatc
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("samgap run: cannot download facebook/")
     assert "hf download" in err
+
+
+def test_results_root_is_where_a_user_expects(tmp_path, monkeypatch):
+    """A chapter's ``results_root = None``: the checkout's results/ when it runs inside one
+    (from chapters/ or book/), ./results elsewhere (Colab's /content), $SAMGAP_RESULTS first."""
+    from samgap_lib.experiments import (
+        chapter_config,
+        checkout_root,
+        resolve_results_root,
+        results_root_note,
+    )
+
+    repo = Path(__file__).resolve().parent.parent
+    monkeypatch.delenv("SAMGAP_RESULTS", raising=False)
+    monkeypatch.chdir(repo / "chapters")
+    assert checkout_root() == repo
+    assert resolve_results_root() == repo / "results"
+    assert results_root_note() == "Runs are recorded in the checkout's `results/`."
+    alone = tmp_path / "content"
+    alone.mkdir()
+    monkeypatch.chdir(alone)
+    assert checkout_root() is None
+    assert resolve_results_root() == alone / "results"
+    assert resolve_results_root("mine") == alone / "mine"  # as given, from the working folder
+    assert results_root_note() == f"Runs are recorded in `{alone / 'results'}/`."
+    monkeypatch.setenv("SAMGAP_RESULTS", str(tmp_path / "env"))
+    assert resolve_results_root() == tmp_path / "env"
+    cfg = chapter_config("smoke", 0, None, "cpu", 2, None)
+    assert cfg["output"] == str(tmp_path / "env")
+
+
+def test_moved_results_are_reused(cfg, tmp_path):
+    """Where results live is not part of a run's identity: a moved results folder (another
+    clone, another machine) is reused by ``restart="if-changed"`` as it is."""
+    import shutil
+
+    first = run_experiment("sam2-baseline", cfg)
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(cfg["output"], moved)
+    cfg2 = {**cfg, "output": str(moved)}
+    before = read_records(moved / "smoke" / "sam2-baseline")
+    assert run_experiment("sam2-baseline", cfg2, restart="if-changed") == json.loads(
+        json.dumps(first)
+    )
+    assert read_records(moved / "smoke" / "sam2-baseline") == before

@@ -176,3 +176,26 @@ def test_the_book_is_built_from_the_executed_pages_without_running_them(tmp_path
     (executed / f"{book_pages(ROOT)[0].stem}.ipynb").unlink()
     with pytest.raises(FileNotFoundError, match="samgap_lib.execute"):
         mod.assemble(executed, tmp_path / "again")
+
+
+@pytest.mark.notebooks
+def test_a_chapter_runs_from_its_notebook_alone(tmp_path):
+    """As in Colab: the chapter's .ipynb copied into an empty folder outside any checkout runs
+    with the installed library only, and records its runs beside it (./results), not in the
+    checkout it came from."""
+    import shutil
+
+    solo = tmp_path / "content"
+    solo.mkdir()
+    nb = shutil.copy(ROOT / "chapters" / "01_conceptual_break.ipynb", solo)
+    recorded = sorted((ROOT / "results").rglob("*")) if (ROOT / "results").exists() else []
+    stamps = {p: p.stat().st_mtime for p in recorded if p.is_file()}
+    out = execute_page(nb, solo / "executed.ipynb", {**SMOKE, "n_images": 2, "max_clicks": 3})
+    assert (solo / "results" / "smoke" / "compare" / "summary.json").is_file()
+    text = "".join(
+        str(o.get("data", {}).get("text/markdown", ""))
+        for c in nbformat.read(out, as_version=4).cells
+        for o in c.get("outputs", [])
+    )
+    assert f"Runs are recorded in `{solo / 'results'}/`" in text
+    assert {p: p.stat().st_mtime for p in stamps} == stamps  # the checkout's results untouched

@@ -112,3 +112,90 @@ def test_cli_bad_size_is_refused_by_the_parser(tmp_path, capsys):
         else:
             raise AssertionError(f"--size {bad} accepted")
         assert "expected HxW" in capsys.readouterr().err
+
+
+def _declared() -> set[str]:
+    """Distributions pyproject.toml declares: its dependencies and every extra's."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        reqs += extra
+    return {_norm(re.match(r"[A-Za-z0-9_.\-]+", r).group(0)) for r in reqs}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _guarded(tree):
+    """Import nodes inside a ``try`` that catches ImportError: optional, not required."""
+    import ast
+
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try):
+            names = {
+                n.id
+                for h in node.handlers
+                for n in ast.walk(h.type or ast.Name("BaseException"))
+                if isinstance(n, ast.Name)
+            }
+            if names & {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}:
+                out |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return out
+
+
+def _imports(source: str) -> set[str]:
+    """Top-level modules a piece of Python imports unconditionally (absolute imports only)."""
+    import ast
+
+    tree = ast.parse(source)
+    optional = _guarded(tree)
+    mods = set()
+    for node in ast.walk(tree):
+        if id(node) in optional:
+            continue
+        if isinstance(node, ast.Import):
+            mods |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            mods.add(node.module.split(".")[0])
+    return mods
+
+
+def _page_code(path: Path) -> str:
+    """The code cells of a MyST page, without IPython magics and shell lines."""
+    cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", path.read_text(), flags=re.S)
+    lines = []
+    for cell in cells:
+        for line in cell.splitlines():
+            stripped = line.lstrip()
+            if stripped.startswith(("%", "!")):  # a magic: keep the block it sits in valid
+                line = line[: len(line) - len(stripped)] + "pass"
+            elif line.startswith(":tags:"):
+                line = ""
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def test_every_import_of_the_library_and_the_pages_is_declared():
+    """A user who installs ``samgap[meta,book]`` (as Colab does) has every package the library
+    and the book's pages import: each is declared in pyproject.toml, not merely present."""
+    from importlib.metadata import packages_distributions
+
+    provided = packages_distributions()
+    declared = _declared()
+    sources = {p: p.read_text() for p in (ROOT / "samgap_lib").rglob("*.py")}
+    pages = sorted((ROOT / "chapters").glob("*.md")) + sorted((ROOT / "book").glob("*.md"))
+    sources |= {p: _page_code(p) for p in pages}
+    stdlib = set(sys.stdlib_module_names) | {"__future__", "samgap_lib"}
+    missing = {}
+    for path, src in sources.items():
+        for mod in sorted(_imports(src) - stdlib):
+            dists = {_norm(d) for d in provided.get(mod, [])}
+            if not dists & declared:
+                missing.setdefault(mod, []).append(str(path.relative_to(ROOT)))
+    assert not missing, "imported but not declared in pyproject.toml: " + "; ".join(
+        f"{m} ({', '.join(sorted(set(p))[:3])})" for m, p in sorted(missing.items())
+    )

@@ -13,7 +13,14 @@ from .api import (
     results_dir,
     run_experiment,
 )
-from .chapters import chapter_config, paper_results, paper_results_note
+from .chapters import (
+    chapter_config,
+    checkout_root,
+    paper_results,
+    paper_results_note,
+    resolve_results_root,
+    results_root_note,
+)
 from .config import ConfigError, load_config, resolve_checkpoint
 from .runs import record_clicks, record_concepts, record_hybrid
 from .store import ConfigMismatchError, ResultStore, read_records
@@ -24,6 +31,7 @@ __all__ = [
     "ConfigMismatchError",
     "ResultStore",
     "chapter_config",
+    "checkout_root",
     "load_concepts",
     "load_config",
     "load_models",
@@ -32,6 +40,8 @@ __all__ = [
     "read_results",
     "paper_results",
     "paper_results_note",
+    "resolve_results_root",
+    "results_root_note",
     "record_clicks",
     "record_concepts",
     "record_hybrid",

@@ -123,9 +123,11 @@ def run_experiment(
         key: checkpoint_fingerprint(resolve_checkpoint(cfg["models"][key]["source"], key))
         for key in MODELS_OF[experiment]
     }
+    # where the results live is not part of what they are: a moved checkout reuses its records
+    identity = {k: v for k, v in cfg.items() if k != "output"}
     store = ResultStore(
         results_dir(cfg, name),
-        {"experiment": experiment, **cfg, "checkpoints": weights},
+        {"experiment": experiment, **identity, "checkpoints": weights},
         restart=restart,
     )
     finished = read_results(store.root)

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..io import read_json, write_json
+from ..io import dumps, loads, read_json, write_json
 from ..provenance import environment
 
 __all__ = ["ResultStore", "ConfigMismatchError", "read_records"]
@@ -37,7 +37,7 @@ def _parse_records(path: Path) -> tuple[list[dict], int]:
             if not line.endswith(b"\n"):
                 break
             try:
-                records.append(json.loads(line))
+                records.append(loads(line))
             except json.JSONDecodeError:
                 break
             good_bytes += len(line)
@@ -118,7 +118,7 @@ class ResultStore:
         """Append one finished unit (durably: flushed and fsynced)."""
         rec = {"key": str(key), **_canonical(record)}
         with open(self.records_path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+            f.write(dumps(rec) + "\n")
             f.flush()
             os.fsync(f.fileno())
         self._done[rec["key"]] = rec

@@ -88,7 +88,9 @@ class RunLogger:
                 )
             except ImportError:  # pragma: no cover - tensorboard is in the lock file
                 print(
-                    "samgap train: tensorboard not installed; writing JSONL only.", file=sys.stderr
+                    "samgap train: tensorboard is not installed, so the run is logged to "
+                    f"{self.path} only; pip install 'samgap[train]' adds it.",
+                    file=sys.stderr,
                 )
 
     def log(self, record: dict[str, Any]) -> None:

@@ -17,20 +17,17 @@ these from-scratch models).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..config import merge, packaged_yaml
 from ..evaluation import held_out
-from ..io import cache_root, read_json, write_json
+from ..io import cache_root, file_lock, read_json, write_json
 from ..provenance import device_name
 from .config import load_config
 
@@ -104,17 +101,6 @@ def orchard_tiny_hash() -> str:
         h.update(f.relative_to(pkg).as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _train_one(model: str, target: Path, log: Any) -> Path:
@@ -218,7 +204,7 @@ def ensure_orchard_tiny(
     for model in models:
         target = base / model
         if not (target / "card.json").is_file():
-            with _lock(base / f".{model}.lock"):
+            with file_lock(base / f".{model}.lock"):
                 if not (target / "card.json").is_file():
                     if target.exists():  # a folder without its card is not a finished checkpoint
                         shutil.rmtree(target)

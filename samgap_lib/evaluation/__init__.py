@@ -12,6 +12,9 @@ Training validation, the experiments, the studies and the chapters all run these
   over (image, phrase) pairs (`coco_results`), scores (`score_concepts`, `concept_summary`).
 - `effort`: how many clicks buy the image-level quality of one phrase (`effort_equivalence`).
 - `held_out`: the orchard-tiny cards' held-out images and metrics (`evaluate_checkpoint`).
+- `video_protocols`: the two video protocols with oracle masks, SAM2's semi-supervised prompts
+  (`sam2_oracle`, `sam2_effort_curve`) and SAM3's detect-then-track (`detect_then_track`,
+  `sam3_oracle`): prompts spent, coverage, HOTA and IDF1.
 """
 
 from .clicks import (
@@ -47,8 +50,30 @@ from .prompted import (
     ious_by_box_fill,
     prompted_summary,
 )
+from .video_protocols import (
+    KeepAlive,
+    ProtocolOutcome,
+    appearances,
+    associate,
+    detect_then_track,
+    ground_truth_tracks,
+    sam2_effort_curve,
+    sam2_oracle,
+    sam3_oracle,
+    video_coverage,
+)
 
 __all__ = [
+    "KeepAlive",
+    "ProtocolOutcome",
+    "appearances",
+    "associate",
+    "detect_then_track",
+    "ground_truth_tracks",
+    "sam2_effort_curve",
+    "sam2_oracle",
+    "sam3_oracle",
+    "video_coverage",
     "HELD_OUT",
     "HELD_OUT_SIZE",
     "SAM3_EVAL_PHRASES",

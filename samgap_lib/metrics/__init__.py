@@ -1,8 +1,9 @@
 """Metrics: pure functions over arrays, each checked against its reference implementation.
 
 masks (IoU, Dice, boundary F, IoU matrices), interactive (NoC/NoF, mIoU@k, candidate selection),
-temporal (J&F, decay, stability), concept (cgF1 family, recall, open-vocabulary F1, attributes,
-localization, where the errors go), panoptic quality, COCO AP through pycocotools, and bootstrap
+temporal (J&F, decay, stability), tracking (HOTA and IDF1 of many objects, by TrackEval), concept
+(cgF1 family, recall, open-vocabulary F1, attributes, localization, where the errors go),
+panoptic quality, COCO AP through pycocotools, and bootstrap
 intervals over images (uncertainty). numpy in, floats out. `reference` holds slow reference
 implementations used only to check these."""
 
@@ -42,6 +43,7 @@ from .temporal import (
     temporal_stability,
     track_scores,
 )
+from .tracking import combine_mot_scores, mot_data, mot_scores
 from .uncertainty import (
     Interval,
     bootstrap_ratio,
@@ -79,6 +81,9 @@ __all__ = [
     "localization_error",
     "mask_iou_matrix",
     "match_detections",
+    "combine_mot_scores",
+    "mot_data",
+    "mot_scores",
     "noc",
     "open_vocab_f1",
     "paired_differences",

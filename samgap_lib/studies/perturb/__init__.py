@@ -19,7 +19,8 @@ a known strength, and score the result with every metric. This module holds
 * `evaluate` (every geometric and concept metric on one prediction set) and `metric_response`
   (a tidy table of all metrics while one perturbation's strength is swept; `response`);
 * `erosion_boundary_response` (Boundary F of eroded masks at several tolerances) and, for
-  videos, `tracks_from_frames`, `shift_mask` and `degrade_track` (`video`).
+  videos, `tracks_from_frames`, `shift_mask` and `degrade_track`, and the identity errors of
+  many tracked objects `frames_of_tracks`, `swap_identities` and `restart_identities` (`video`).
 
 Randomness: every random choice is drawn from ``numpy.random.SeedSequence([seed, tag, i, ...])``
 for image ``i``, with draws that do not depend on the strength, so the errors made at a small
@@ -44,7 +45,15 @@ from .perturbations import (
     with_background,
 )
 from .response import METRICS, erosion_boundary_response, evaluate, metric_response
-from .video import degrade_track, invisible_erosion, shift_mask, tracks_from_frames
+from .video import (
+    degrade_track,
+    frames_of_tracks,
+    invisible_erosion,
+    restart_identities,
+    shift_mask,
+    swap_identities,
+    tracks_from_frames,
+)
 
 __all__ = [
     "METRICS",
@@ -55,6 +64,9 @@ __all__ = [
     "calibrate_scores",
     "confuse_attributes",
     "degrade_track",
+    "frames_of_tracks",
+    "restart_identities",
+    "swap_identities",
     "dilate",
     "dilate_predictions",
     "drop_images",

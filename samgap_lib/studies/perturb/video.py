@@ -1,10 +1,13 @@
 """Degraded tracks for the temporal metrics: ground-truth tracks from video frames
 (`tracks_from_frames`), shifted masks (`shift_mask`), tracks degraded by drift, drops and jitter
-(`degrade_track`) and the erosion a boundary tolerance cannot see (`invisible_erosion`)."""
+(`degrade_track`), the erosion a boundary tolerance cannot see (`invisible_erosion`), and the
+identity errors of many tracked objects, for HOTA and IDF1: per-frame track sets
+(`frames_of_tracks`), two identities swapped (`swap_identities`), every identity restarted
+(`restart_identities`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -130,3 +133,37 @@ def invisible_erosion(mask: Any, bound_th: float, min_f: float = 0.9) -> tuple[i
             break
         best, best_iou = r, float(iou(e, m))
     return best, best_iou
+
+
+def frames_of_tracks(tracks: Mapping[Hashable, Any]) -> list[dict[Hashable, np.ndarray]]:
+    """``{id: (T, H, W) masks}`` as a track set: one ``{id: mask}`` dict per frame, holding the
+    objects whose mask is not empty there (the form `samgap_lib.metrics.mot_scores` reads)."""
+    stacks = {k: as_mask_stack(v, f"tracks[{k!r}]") for k, v in tracks.items()}
+    lengths = {len(v) for v in stacks.values()}
+    if len(lengths) > 1 or any(v.ndim != 3 for v in stacks.values()):
+        raise ValueError("frames_of_tracks: every track must be a (T, H, W) stack of one length T.")
+    n = lengths.pop() if lengths else 0
+    return [{k: v[t] for k, v in stacks.items() if v[t].any()} for t in range(n)]
+
+
+def swap_identities(
+    frames: Sequence[Mapping[Hashable, np.ndarray]], a: Hashable, b: Hashable, from_frame: int
+) -> list[dict[Hashable, np.ndarray]]:
+    """The track set with the identities ``a`` and ``b`` exchanged from ``from_frame`` on (masks
+    unchanged): a tracker that swaps two objects where they pass close."""
+    swap = {a: b, b: a}
+    return [
+        {(swap.get(k, k) if t >= from_frame else k): m for k, m in f.items()}
+        for t, f in enumerate(frames)
+    ]
+
+
+def restart_identities(
+    frames: Sequence[Mapping[Hashable, np.ndarray]], from_frame: int
+) -> list[dict[Hashable, Any]]:
+    """The track set with every identity replaced by a new one from ``from_frame`` on (masks
+    unchanged): a tracker that loses every object and picks each up again as a new one."""
+    return [
+        {((k, "again") if t >= from_frame else k): m for k, m in f.items()}
+        for t, f in enumerate(frames)
+    ]

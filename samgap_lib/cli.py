@@ -26,6 +26,7 @@ from .config import parse_hw
 STUDIES = {
     "seed-spread": "samgap_lib.studies.seed_spread",
     "token-only": "samgap_lib.studies.token_only",
+    "video-seeds": "samgap_lib.studies.video_seeds",
 }
 
 

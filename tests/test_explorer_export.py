@@ -286,7 +286,7 @@ def _trained_tiny() -> dict[str, Path]:
     base = cache_root() / "orchard-tiny" / orchard_tiny_hash()
     if not all((base / m / "card.json").is_file() for m in ("sam2", "sam3")):
         pytest.skip(f"orchard-tiny is not trained for this code ({base}): run `make models`")
-    return ensure_orchard_tiny(verbose=False)
+    return ensure_orchard_tiny(models=("sam2", "sam3"), verbose=False)
 
 
 @pytest.fixture(scope="module")

@@ -129,15 +129,37 @@ def test_ensure_orchard_tiny_trains_once_and_caches(tmp_path, monkeypatch):
 
     tiny = {
         m: {k: v for k, v in tiny_config(m, "unused").items() if k != "model"}
-        for m in ("sam2", "sam3")
+        for m in ("sam2", "sam3", "sam2_video")
     }
+    tiny["sam2"]["init"] = {"arch": "orchard-m"}  # the video model needs its width
+    tiny["sam2_video"].pop("init")  # starts from the sam2 checkpoint
     for m in tiny:
         tiny[m]["train"] = {**tiny[m]["train"], "steps": 2, "checkpoint_every": 0}
         tiny[m]["data"] = {**tiny[m]["data"], "n_val": 0}
     monkeypatch.setattr(recipes, "ORCHARD_TINY", tiny)
     monkeypatch.setattr(held_out, "HELD_OUT", {"sam2": 2, "sam3": 2})
+    monkeypatch.setattr(
+        held_out,
+        "HELD_OUT_CLIPS",
+        {"clips": 3, "frames": 3, "size": 64, "pan": (4, 6), "min_area": 4},
+    )
+    # asking for the video model alone brings the image model it starts from, first
+    only = recipes.ensure_orchard_tiny(tmp_path, models=("sam2_video",), verbose=False)
+    assert (
+        list(only) == ["sam2_video"]
+        and (only["sam2_video"].parent / "sam2" / "card.json").is_file()
+    )
     paths = recipes.ensure_orchard_tiny(tmp_path, verbose=False)
+    assert list(paths) == ["sam2", "sam3", "sam2_video"]
     assert paths["sam2"].parent.parent == tmp_path / "orchard-tiny"
+    video = recipes.read_card(paths["sam2_video"])
+    assert video["starts_from"] == str(paths["sam2"])
+    assert {"J&F", "J&F_low", "J&F_high", "decay", "switch_rate"} <= set(
+        video["held_out"]["metrics"]
+    )
+    assert (
+        video["held_out"]["metrics_first_mask_copied"].keys() == video["held_out"]["metrics"].keys()
+    )
     for m, p in paths.items():
         card = recipes.read_card(p)
         assert card["model"] == m and card["steps"] == 2 and card["held_out"]["metrics"]

@@ -28,11 +28,12 @@ def _losses(out_dir):
     ]
 
 
-def test_sigkill_then_resume_reproduces_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("recipe", ["sam2", "sam2_video"])
+def test_sigkill_then_resume_reproduces_uninterrupted_run(tmp_path, recipe):
     cfg = write_config(
         tmp_path / "c.yml",
         tiny_config(
-            "sam2",
+            recipe,
             tmp_path / "unused",
             train={"steps": 14, "checkpoint_every": 3},
             data={"n_val": 0},
@@ -90,11 +91,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("model", ["sam2", "sam3"])
-def test_ddp_gloo_two_processes_identical_replicas(tmp_path, model):
+@pytest.mark.parametrize("recipe", ["sam2", "sam2_video", "sam3"])
+def test_ddp_gloo_two_processes_identical_replicas(tmp_path, recipe):
+    model = tiny_config(recipe, tmp_path)["model"]
     cfg = write_config(
         tmp_path / "c.yml",
-        tiny_config(model, tmp_path / "ddp", train={"steps": 3}, data={"n_val": 0}),
+        tiny_config(recipe, tmp_path / "ddp", train={"steps": 3}, data={"n_val": 0}),
     )
     env = cli_env()
     env["SAMGAP_DDP_BACKEND"] = "gloo"

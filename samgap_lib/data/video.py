@@ -15,12 +15,12 @@ import numpy as np
 from .synthetic import OrchardConfig, _hide_tiny_apples, _to_uint8, render_orchard_scene
 from .types import Instance, Sample
 
-__all__ = ["synthetic_orchard_video"]
+__all__ = ["synthetic_orchard_clips", "synthetic_orchard_video"]
 
 
 def synthetic_orchard_video(
     n_frames: int = 8,
-    seed: int = 0,
+    seed: int | tuple[int, ...] = 0,
     size: tuple[int, int] = (256, 256),
     pan: int = 12,
     shake: int = 2,
@@ -34,7 +34,8 @@ def synthetic_orchard_video(
     n_frames
         Number of frames (>= 1).
     seed
-        Seed; the whole sequence depends only on it and the other arguments.
+        Seed (an int, or a tuple of ints for a separate stream); the whole sequence depends
+        only on it and the other arguments.
     size
         ``(H, W)`` of each frame.
     pan
@@ -68,7 +69,8 @@ def synthetic_orchard_video(
         max_apples=max(1, round(base.max_apples * scale)),
         n_leaves=tuple(round(v * scale) for v in base.n_leaves),
     )
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x51DE0]))
+    entropy = [int(s) for s in (seed if isinstance(seed, tuple) else (seed,))]
+    rng = np.random.default_rng(np.random.SeedSequence([*entropy, 0x51DE0]))
     img, apples = render_orchard_scene(rng, scene_h, scene_w, cfg)
     _hide_tiny_apples(img, apples, cfg.min_visible_area, rng)
     img = _to_uint8(img)
@@ -103,7 +105,7 @@ def synthetic_orchard_video(
                 image_id=t,
                 meta={
                     "source": "synthetic_orchard_video",
-                    "seed": int(seed),
+                    "seed": list(entropy) if isinstance(seed, tuple) else int(seed),
                     "frame_index": t,
                     "offset": (x0, y0),
                     "pan": pan,
@@ -112,3 +114,32 @@ def synthetic_orchard_video(
             )
         )
     return frames
+
+
+def synthetic_orchard_clips(
+    n: int,
+    n_frames: int,
+    seed: int = 0,
+    size: tuple[int, int] = (256, 256),
+    pan: tuple[int, int] = (6, 20),
+    start: int = 0,
+) -> list[list[Sample]]:
+    """``n`` short panning clips (`synthetic_orchard_video`), clip ``i`` from its own seed
+    stream ``(seed, start + i)`` and a pan speed drawn in ``pan`` (px per frame, inclusive), so
+    clips of the training, validation and test parts (``start`` as `SPLIT_START`) never meet the
+    single-seed videos of the chapters."""
+    if n < 0 or n_frames < 1:
+        raise ValueError(f"need n >= 0 clips of n_frames >= 1, got n={n}, n_frames={n_frames}.")
+    lo, hi = int(pan[0]), int(pan[1])
+    if not 0 <= lo <= hi:
+        raise ValueError(f"pan must be (low, high) with 0 <= low <= high, got {pan}.")
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), start + i, 0xC1195]))
+        speed = int(rng.integers(lo, hi + 1))
+        out.append(
+            synthetic_orchard_video(
+                n_frames, seed=(int(seed), start + i, 0xC1195), size=size, pan=speed
+            )
+        )
+    return out

@@ -15,6 +15,9 @@ Training validation, the experiments, the studies and the chapters all run these
 - `video_protocols`: the two video protocols with oracle masks, SAM2's semi-supervised prompts
   (`sam2_oracle`, `sam2_effort_curve`) and SAM3's detect-then-track (`detect_then_track`,
   `sam3_oracle`): prompts spent, coverage, HOTA and IDF1.
+- `video_tracking`: learned models under both video protocols (`sam2_protocol`,
+  `sam3_protocol`), and a learned tracker on clips prompted on their first frame
+  (`track_clips`, `tracking_summary`): J&F per frame, decay, identity switches, intervals.
 """
 
 from .clicks import (
@@ -36,10 +39,13 @@ from .concepts import (
 from .effort import effort_equivalence, sam2_quality_curves, sam3_quality
 from .held_out import (
     HELD_OUT,
+    HELD_OUT_CLIPS,
     HELD_OUT_SIZE,
     SAM3_EVAL_PHRASES,
     evaluate_checkpoint,
+    held_out_clips,
     held_out_samples,
+    sam2_video_held_out,
     sam3_held_out,
 )
 from .prompted import (
@@ -57,10 +63,18 @@ from .video_protocols import (
     associate,
     detect_then_track,
     ground_truth_tracks,
+    protocol_outcome,
     sam2_effort_curve,
     sam2_oracle,
     sam3_oracle,
     video_coverage,
+)
+from .video_tracking import (
+    jf_per_frame,
+    sam2_protocol,
+    sam3_protocol,
+    track_clips,
+    tracking_summary,
 )
 
 __all__ = [
@@ -74,7 +88,16 @@ __all__ = [
     "sam2_oracle",
     "sam3_oracle",
     "video_coverage",
+    "protocol_outcome",
+    "jf_per_frame",
+    "sam2_protocol",
+    "sam3_protocol",
+    "track_clips",
+    "tracking_summary",
     "HELD_OUT",
+    "HELD_OUT_CLIPS",
+    "held_out_clips",
+    "sam2_video_held_out",
     "HELD_OUT_SIZE",
     "SAM3_EVAL_PHRASES",
     "click_all_instances",

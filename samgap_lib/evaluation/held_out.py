@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..data import synthetic_orchard
+import numpy as np
+
+from ..data import synthetic_orchard, synthetic_orchard_clips
 from ..data.profiles import SPLIT_START
 from ..models import load_sam2, load_sam3
 from ..models.postprocess import postprocess_prediction
 from .concepts import predict_concepts, score_concepts
 from .prompted import evaluate_prompted
+from .video_tracking import jf_per_frame, track_clips, tracking_summary
 
 __all__ = [
     "HELD_OUT",
@@ -25,11 +28,16 @@ __all__ = [
     "SAM3_EVAL_PHRASES",
     "evaluate_checkpoint",
     "held_out_samples",
+    "HELD_OUT_CLIPS",
+    "held_out_clips",
+    "sam2_video_held_out",
     "sam3_held_out",
 ]
 
 HELD_OUT = {"sam2": 50, "sam3": 50}
 HELD_OUT_SIZE = {"sam2": 128, "sam3": 224}  # px
+# orchard-tiny SAM2 video: clips of the test split, longer than the training clips
+HELD_OUT_CLIPS = {"clips": 24, "frames": 8, "size": 256, "pan": (6, 20), "min_area": 30}
 SAM3_EVAL_PHRASES = [
     "ripe apple",
     "unripe apple",
@@ -93,3 +101,59 @@ def held_out_samples(model: str, n_images: int | None = None, seed: int = 0) -> 
     size = HELD_OUT_SIZE[model]
     n = n_images or HELD_OUT[model]
     return synthetic_orchard(n, seed=seed, size=(size, size), start=SPLIT_START["test"])
+
+
+def held_out_clips(
+    n_clips: int | None = None, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The held-out clips ``(frames (T, S, S, 3), tracks (K, T, S, S))`` of `HELD_OUT_CLIPS`:
+    the synthetic orchard's ``test`` part, one track per apple in instance-id order."""
+    h = HELD_OUT_CLIPS
+    size = int(h["size"])
+    clips = synthetic_orchard_clips(
+        n_clips or int(h["clips"]),
+        int(h["frames"]),
+        seed=seed,
+        size=(size, size),
+        pan=h["pan"],
+        start=SPLIT_START["test"],
+    )
+    out = []
+    for clip in clips:
+        ids = sorted({i.instance_id for f in clip for i in f.instances})
+        tracks = np.zeros((len(ids), len(clip), size, size), bool)
+        for t, f in enumerate(clip):
+            for inst in f.instances:
+                tracks[ids.index(inst.instance_id), t] = inst.mask
+        out.append((np.stack([f.image for f in clip]), tracks))
+    return out
+
+
+class FirstMaskCopied:
+    """A baseline that does not track: the tracker's frame-0 masks, copied to every frame."""
+
+    def __init__(self, tracker: Any) -> None:
+        self.tracker = tracker
+
+    def propagate(self, frames: np.ndarray, points: Any, labels: Any) -> Any:
+        res = self.tracker.propagate(frames[:1], points, labels)
+        res.masks = np.repeat(res.masks, len(frames), axis=0)
+        res.scores = np.repeat(res.scores, len(frames), axis=0)
+        res.processed = list(range(len(frames)))
+        return res
+
+
+def sam2_video_held_out(
+    folder: str | os.PathLike, n_clips: int | None = None, seed: int = 0
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Tracking on the held-out clips (`track_clips`, a first click per apple on frame 0) of
+    a SAM2 video checkpoint, and of the baseline that copies its frame-0 masks forward: each
+    `tracking_summary` plus ``J&F_per_frame`` (`jf_per_frame`)."""
+    tracker = load_sam2(folder, role="video", device="cpu")
+    clips = held_out_clips(n_clips, seed)
+    area = int(HELD_OUT_CLIPS["min_area"])
+    out = []
+    for t in (tracker, FirstMaskCopied(tracker)):
+        records = track_clips(t, clips, area)
+        out.append({**tracking_summary(records), "J&F_per_frame": jf_per_frame(records)})
+    return out[0], out[1]

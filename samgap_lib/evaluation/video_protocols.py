@@ -45,6 +45,7 @@ __all__ = [
     "ground_truth_tracks",
     "sam2_effort_curve",
     "sam2_oracle",
+    "protocol_outcome",
     "sam3_oracle",
     "video_coverage",
 ]
@@ -131,7 +132,10 @@ class ProtocolOutcome:
         }
 
 
-def _outcome(protocol: str, prompts: int, gt: TrackSet, pred: list[dict]) -> ProtocolOutcome:
+def protocol_outcome(
+    protocol: str, prompts: int, gt: TrackSet, pred: list[dict]
+) -> ProtocolOutcome:
+    """The outcome of a protocol that spent ``prompts`` and predicted the track set ``pred``."""
     scores = mot_scores(gt, pred)
     scores.pop("raw")
     return ProtocolOutcome(protocol, prompts, video_coverage(gt, pred), scores, pred)
@@ -181,7 +185,7 @@ def sam2_oracle(gt: TrackSet, prompt_frame: int = 0, extra_prompts: int = 0) -> 
         {k: m for k, m in frame.items() if k in start and t >= start[k] and np.asarray(m).any()}
         for t, frame in enumerate(gt)
     ]
-    return _outcome("sam2", len(start), gt, pred)
+    return protocol_outcome("sam2", len(start), gt, pred)
 
 
 def sam2_effort_curve(gt: TrackSet, prompt_frame: int = 0) -> list[ProtocolOutcome]:
@@ -292,4 +296,4 @@ def sam3_oracle(gt: TrackSet, keep_alive: KeepAlive | None = None) -> ProtocolOu
     owner: dict[Hashable, Hashable] = {}
     detections = [[np.asarray(m, dtype=bool) for m in frame.values()] for frame in gt]
     pred = detect_then_track(detections, follow, keep_alive=keep_alive)
-    return _outcome("sam3", 1, gt, pred)
+    return protocol_outcome("sam3", 1, gt, pred)

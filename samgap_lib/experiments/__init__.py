@@ -24,8 +24,12 @@ from .chapters import (
 from .config import ConfigError, load_config, resolve_checkpoint
 from .runs import record_clicks, record_concepts, record_hybrid
 from .store import ConfigMismatchError, ResultStore, read_records
+from .video import detections_per_frame, video_protocols, video_tracker
 
 __all__ = [
+    "detections_per_frame",
+    "video_protocols",
+    "video_tracker",
     "EXPERIMENTS",
     "ConfigError",
     "ConfigMismatchError",

@@ -683,7 +683,7 @@ def ensure_explorer(tiny: dict[str, Path] | None = None, verbose: bool = True) -
     if tiny is None:
         from ..training import ensure_orchard_tiny
 
-        tiny = ensure_orchard_tiny(verbose=verbose)
+        tiny = ensure_orchard_tiny(models=("sam2", "sam3"), verbose=verbose)
     target = explorer_folder(tiny)
     if (target / "manifest.json").is_file():
         return target

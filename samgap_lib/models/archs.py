@@ -34,6 +34,7 @@ __all__ = [
     "count_params",
     "image_processor",
     "orchard_sam2_config",
+    "orchard_sam2_video_config",
     "orchard_sam3_config",
     "released_sam2_config",
     "released_sam3_config",
@@ -235,6 +236,47 @@ def orchard_sam2_config(arch: str = "orchard-m", size: int = 128) -> Any:
             "iou_head_hidden_dim": hidden,
             "dynamic_multimask_via_stability": False,
         },
+    )
+
+
+def orchard_sam2_video_config(
+    image_config: Any,
+    num_maskmem: int = 7,
+    memory_layers: int = 2,
+    max_object_pointers: int = 16,
+) -> Any:
+    """``Sam2VideoConfig`` of a SAM2 image config (``Sam2Config``) plus a memory path of the
+    same width: memory attention (``memory_layers`` layers, one head), memory encoder and fuser,
+    ``num_maskmem`` memories and ``max_object_pointers`` pointers (SAM 2.1's 7 and 16; its 4
+    attention layers, here 2), memories of 64 channels as SAM 2.1's. The image parts keep their
+    names, so the image weights load."""
+    from transformers import Sam2VideoConfig
+
+    hidden = int(image_config.vision_config.fpn_hidden_size)
+    if hidden < 64:
+        raise ValueError(
+            f"a SAM2 memory path needs a model width of at least 64 (transformers' memory "
+            f"attention reads 64-channel memories), this model has {hidden}: use orchard-m."
+        )
+    size = int(image_config.prompt_encoder_config.image_size)
+    grid = size // int(image_config.prompt_encoder_config.patch_size)
+    return Sam2VideoConfig(
+        vision_config=image_config.vision_config,
+        prompt_encoder_config=image_config.prompt_encoder_config.to_dict(),
+        mask_decoder_config=image_config.mask_decoder_config.to_dict(),
+        image_size=size,
+        num_maskmem=num_maskmem,
+        memory_attention_hidden_size=hidden,
+        memory_attention_num_layers=memory_layers,
+        memory_attention_feed_forward_hidden_size=2 * hidden,
+        memory_attention_rope_feat_sizes=[grid, grid],
+        memory_encoder_hidden_size=hidden,
+        memory_encoder_output_channels=64,  # fixed by transformers' memory attention
+        mask_downsampler_embed_dim=hidden,
+        memory_fuser_embed_dim=hidden,
+        memory_fuser_intermediate_dim=2 * hidden,
+        memory_fuser_num_layers=1,
+        max_object_pointers_in_encoder=max_object_pointers,
     )
 
 

@@ -92,6 +92,12 @@ def load_sam2(
             strict=strict,
             what="load_sam2(role='video')",
         )
+        from .dense import dense_spec
+
+        if dense_spec(model):  # trained with prompts drawn into the mask input (orchard-tiny)
+            from .hf.sam2_memory import MemoryTracker
+
+            return MemoryTracker(model, load_hf_processor(tf.Sam2Processor, folder), device)
         processor = load_hf_processor(tf.Sam2VideoProcessor, folder)
         return HFSam2VideoPropagator(model, processor, device=device, use_autocast=use_autocast)
     from .hf.sam2 import HFPromptSegmenter

@@ -3,7 +3,8 @@
 - Chapter 2: `architecture` (parameters per component, per-stage latency) and `diagram` (which
   module exists in which model, which prompt reaches which module, the presence head).
 - The appendix on the miniature: `seed_spread` (the orchard-tiny recipes with other seeds,
-  longer, and changed) and `token_only` (SAM2 prompted through its tokens alone).
+  longer, and changed), `token_only` (SAM2 prompted through its tokens alone) and `video_seeds`
+  (the SAM2 memory path fine-tuned on clips with two seeds).
 - Chapter 4: `train_bench` (training speed and memory by freezing option; the CUDA record).
 - Chapter 5: `perturb` (controlled errors and what each metric sees of them) and `simulate`
   (simulated click curves).

@@ -26,6 +26,7 @@ __all__ = [
     "PROMPTS",
     "component_of",
     "draw_architecture",
+    "memory_route",
     "module_inventory",
     "presence_decomposition",
     "prompt_routes",
@@ -282,6 +283,64 @@ def prompt_routes(
 
 
 # ----------------------------------------------------------------------------- presence
+
+
+# what each memory-path module does, for the trace table
+_MEMORY_STEPS = (
+    ("vision_encoder", "image encoder"),
+    ("memory_attention", "memory attention"),
+    ("prompt_encoder", "prompt encoder"),
+    ("mask_decoder", "mask decoder"),
+    ("memory_encoder", "memory encoder"),
+    ("object_pointer_proj", "object pointers"),
+)
+
+
+def memory_route(
+    tracker: Any, frames: np.ndarray, points: np.ndarray, labels: np.ndarray
+) -> list[dict[str, Any]]:
+    """Trace SAM2's memory path: run ``tracker.propagate`` (a `MemoryTracker`, or transformers'
+    video propagator) on ``frames`` and split what ran into frames.
+
+    One row per frame: the components that ran for it, the spatial memory tokens and object
+    pointer tokens memory attention read (0 on the prompted frame, which is decoded without
+    memory). The image encoder runs once per frame (batched over the clip by `MemoryTracker`,
+    so it heads the first row)."""
+    model = tracker.model
+    events: list[tuple[str, int, int]] = []
+    handles = []
+
+    def on_memory(module: Any, args: Any, kwargs: dict, out: Any) -> None:
+        mem = kwargs.get("memory")
+        ptr = int(kwargs.get("num_object_pointer_tokens", 0))
+        events.append(("memory_attention", int(mem.shape[0]) - ptr if mem is not None else 0, ptr))
+
+    for name, _ in _MEMORY_STEPS:
+        mod = getattr(model, name)
+        if name == "memory_attention":
+            handles.append(mod.register_forward_hook(on_memory, with_kwargs=True))
+        else:
+            handles.append(
+                mod.register_forward_hook(lambda m, i, o, n=name: events.append((n, 0, 0)))
+            )
+    try:
+        tracker.propagate(frames, points, labels)
+    finally:
+        for h in handles:
+            h.remove()
+    labels_of = dict(_MEMORY_STEPS)
+    rows: list[dict[str, Any]] = []
+    cur: dict[str, Any] = {"ran": [], "memory tokens": 0, "pointer tokens": 0}
+    for name, mem, ptr in events:
+        if labels_of[name] not in cur["ran"]:
+            cur["ran"].append(labels_of[name])
+        if name == "memory_attention":
+            cur["memory tokens"], cur["pointer tokens"] = mem, ptr
+        # a frame ends once its memory is written and its pointer made (either order)
+        if {"memory encoder", "object pointers"} <= set(cur["ran"]):
+            rows.append({"frame": len(rows), **cur})
+            cur = {"ran": [], "memory tokens": 0, "pointer tokens": 0}
+    return rows
 
 
 @torch.inference_mode()

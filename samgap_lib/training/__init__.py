@@ -8,7 +8,8 @@ from released checkpoints; losses, configs, checkpoints, logs, DDP and orchard-t
   DistributedDataParallel under torchrun and exact resume. `start_validation(cfg)`: the
   validation of the model a run starts from, as metrics and per validation image (for intervals
   over images).
-- `ensure_orchard_tiny()`: the smoke profile's SAM2 and SAM3 trained from scratch (cached);
+- `ensure_orchard_tiny()`: the smoke profile's SAM2 and SAM3 trained from scratch, and SAM2's
+  memory path fine-tuned on clips (cached);
   `read_card` reads what a checkpoint's card records.
 - `OFFICIAL_RECIPES`, `recipe_table()`: the released fine-tuning recipes as data.
 """

@@ -16,16 +16,19 @@ from typing import Any
 
 import torch
 
+from ..config import merge
 from ..models.archs import (
     ORCHARD_ARCHS,
     SAM3_QUERIES,
     byte_level_clip_tokenizer,
     image_processor,
     orchard_sam2_config,
+    orchard_sam2_video_config,
     orchard_sam3_config,
     reset_parameters,
 )
-from ..models.loading import hf_folder, load_hf_pretrained, load_hf_processor
+from ..models.loading import hf_folder, load_hf_pretrained, load_hf_processor, read_model_type
+from .optim import component_of
 
 __all__ = [
     "build_model",
@@ -172,9 +175,56 @@ def _from_checkpoint(model_kind: str, source: str) -> tuple[Any, Any]:
     return model, load_hf_processor(tf.Sam3Processor, Path(folder))
 
 
+def video_model(image_model: Any, video: dict[str, Any], seed: int) -> Any:
+    """A ``Sam2VideoModel`` holding ``image_model``'s weights (a ``Sam2Model``) and a new memory
+    path (`orchard_sam2_video_config`, PyTorch-default initialisation from ``seed``)."""
+    import transformers as tf
+
+    vc = orchard_sam2_video_config(
+        image_model.config,
+        num_maskmem=int(video["num_maskmem"]),
+        memory_layers=int(video["memory_layers"]),
+        max_object_pointers=int(video["max_object_pointers"]),
+    )
+    torch.manual_seed(seed)
+    model = tf.Sam2VideoModel(vc)
+    reset_parameters(model)
+    missing, unexpected = model.load_state_dict(image_model.state_dict(), strict=False)
+    image_only = [k for k in missing if component_of("sam2", k) != "memory"]
+    if unexpected or image_only:
+        raise ValueError(
+            f"the SAM2 image weights do not fit the video model: unexpected {unexpected[:3]}, "
+            f"missing outside the memory path {image_only[:3]}."
+        )
+    for key, value in vars(image_model.config).items():
+        if key.startswith("samgap_"):  # dense prompts, post-processing: what the card records
+            setattr(model.config, key, value)
+    return model
+
+
 def build_model(cfg: dict[str, Any]) -> tuple[Any, Any]:
-    """(model, processor) for a validated config: from ``init.checkpoint`` or from scratch."""
+    """(model, processor) for a validated config: from ``init.checkpoint`` or from scratch.
+    With ``video.frames`` a ``Sam2VideoModel``: a video checkpoint as it is, an image one (or
+    a model from scratch) with a new memory path (`video_model`)."""
     kind, init = cfg["model"], cfg["init"]
+    if kind == "sam2" and cfg["video"]["frames"]:
+        import transformers as tf
+
+        if (
+            init["checkpoint"]
+            and read_model_type(Path(hf_folder(init["checkpoint"]))) == "sam2_video"
+        ):
+            folder = Path(hf_folder(init["checkpoint"]))
+            model = load_hf_pretrained(
+                tf.Sam2VideoModel, folder, ("sam2_video",), strict=True, what="samgap train sam2"
+            )
+            processor = load_hf_processor(tf.Sam2Processor, folder)
+        else:
+            image, processor = build_model(merge(cfg, {"video": {"frames": 0}}))
+            model = video_model(image, cfg["video"], int(init["seed"]))
+        model.mask_decoder.dynamic_multimask_via_stability = False
+        model.config.mask_decoder_config.dynamic_multimask_via_stability = False
+        return model, processor
     if init["checkpoint"]:
         model, processor = _from_checkpoint(kind, init["checkpoint"])
     else:

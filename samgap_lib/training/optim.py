@@ -16,7 +16,17 @@ COMPONENTS: dict[str, dict[str, tuple[str, ...]]] = {
         "image_encoder": ("vision_encoder.",),
         "prompt_encoder": ("prompt_encoder.", "shared_image_embedding."),
         "mask_decoder": ("mask_decoder.",),
-        "memory": ("no_memory_embedding", "memory_", "mask_downsample", "obj_ptr", "no_obj"),
+        "memory": (
+            "no_memory_embedding",
+            "no_memory_positional_encoding",
+            "memory_",
+            "mask_downsample",
+            "obj_ptr",
+            "no_obj",
+            "object_pointer_proj.",
+            "temporal_positional_encoding_projection_layer.",
+            "occlusion_spatial_embedding_parameter",
+        ),
     },
     "sam3": {
         "vision": ("vision_encoder.",),

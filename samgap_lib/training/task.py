@@ -2,8 +2,11 @@
 
 `samgap_lib.training.trainer.train` is one loop for every model; a task supplies what differs:
 the training images it keeps, a batch from them, the loss (as a module, so that
-DistributedDataParallel can wrap it) and the validation. `tasks.sam2.Sam2Task` (geometric prompts)
-and `tasks.sam3.Sam3Task` (concept prompts) implement it.
+DistributedDataParallel can wrap it) and the validation. `tasks.sam2.Sam2Task` (geometric prompts),
+`tasks.sam2_video.Sam2VideoTask` (SAM2's memory path on clips) and `tasks.sam3.Sam3Task` (concept
+prompts) implement it. A task with data of its own kind (clips) also has
+``load_pool(split, n, size)``, which the trainer then asks for its training and validation data
+instead of images.
 """
 
 from __future__ import annotations

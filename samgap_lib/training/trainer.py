@@ -94,10 +94,12 @@ def precision_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def make_task(cfg: dict[str, Any], model: Any, processor: Any) -> Task:
-    """The SAM2 or SAM3 task object."""
-    from .tasks import Sam2Task, Sam3Task
+    """The SAM2 (image or video) or SAM3 task object."""
+    from .tasks import Sam2Task, Sam2VideoTask, Sam3Task
 
     if cfg["model"] == "sam2":
+        if cfg["video"]["frames"]:
+            return Sam2VideoTask(cfg, model, processor)
         return Sam2Task(cfg, model, processor)
     return Sam3Task(cfg, model, processor)
 
@@ -111,7 +113,10 @@ def _start(cfg: dict[str, Any]) -> tuple[Any, Any, list[Any], torch.device]:
         )
     device = _device(cfg["train"]["device"], 0)
     model, processor = build_model(cfg)
-    return make_task(cfg, model, processor), model, load_samples(cfg, "val", n_val), device
+    task = make_task(cfg, model, processor)
+    if hasattr(task, "load_pool"):
+        return task, model, task.load_pool("val", n_val, model_image_size(model)), device
+    return task, model, load_samples(cfg, "val", n_val), device
 
 
 def start_validation(
@@ -230,11 +235,16 @@ def train(
     model, processor = build_model(cfg)
     size = model_image_size(model)  # the model fixes the size: make_pool resizes to it
     workers = torch.get_num_threads()  # this rank's cores render the synthetic images
-    pool = make_pool(
-        load_samples(cfg, "train", cfg["data"]["n_train"], workers), size, "training data"
-    )
-    val = load_samples(cfg, "val", cfg["data"]["n_val"], workers) if cfg["data"]["n_val"] else []
     task = make_task(cfg, model, processor)
+    n_val = cfg["data"]["n_val"]
+    if hasattr(task, "load_pool"):  # a task with its own data (SAM2 video: clips)
+        pool: Any = task.load_pool("train", cfg["data"]["n_train"], size)
+        val: Any = task.load_pool("val", n_val, size) if n_val else []
+    else:
+        pool = make_pool(
+            load_samples(cfg, "train", cfg["data"]["n_train"], workers), size, "training data"
+        )
+        val = load_samples(cfg, "val", n_val, workers) if n_val else []
     pool = task.filter_pool(pool)
     kind = cfg["model"]
     ocfg = cfg["optim"]

@@ -28,7 +28,16 @@ from ...prompts.clicker import Click
 from ..data import Pool, normalise
 from ..losses import sam2_mask_loss
 
-__all__ = ["ObjectPrompt", "Sam2Loss", "Sam2Task", "sample_prompts"]
+__all__ = [
+    "ObjectPrompt",
+    "Sam2Loss",
+    "Sam2Task",
+    "correction_rounds",
+    "decode_objects",
+    "first_prompt",
+    "grouped_mask_loss",
+    "sample_prompts",
+]
 
 PROMPT_KINDS = ("click", "point", "box")
 
@@ -47,16 +56,42 @@ class ObjectPrompt:
     draw: bool = True  # draw this object's prompts into the dense mask input
 
 
+def first_prompt(
+    m: np.ndarray, image: int, cfg: dict[str, Any], rng: np.random.Generator
+) -> ObjectPrompt:
+    """The first prompt of the object ``m`` on batch image ``image``: a kind drawn by the
+    config's weights (the RITM first click, a uniform interior point, or a jittered box), whether
+    it is drawn into the dense mask input, and how many correction clicks follow."""
+    p = cfg["prompts"]
+    kinds = list(PROMPT_KINDS)
+    w = np.array([p["weights"][k] for k in kinds], float)
+    w = w / w.sum()
+    o = ObjectPrompt(image=image, target=m, clicker=Clicker(m))
+    kind = kinds[int(rng.choice(len(kinds), p=w))]
+    if kind == "click":
+        c = o.clicker.next_click(None)
+        o.points.append((c.x, c.y))
+        o.labels.append(1)
+    elif kind == "point":
+        pts, _ = random_interior_points(m, 1, rng)
+        x, y = int(pts[0, 0]), int(pts[0, 1])
+        o.clicker.clicks.append(Click(True, y, x))
+        o.points.append((x, y))
+        o.labels.append(1)
+    else:
+        box = boxes_from_masks(m[None])
+        o.box = jitter_boxes(box, m.shape, rng, p["box_noise"], p["box_noise_bound"])[0]
+    o.draw = bool(p["dense"]) and rng.random() < p["dense_p"]
+    if rng.random() < p["p_correction"]:
+        o.corrections = int(rng.integers(1, p["max_corrections"] + 1))
+    return o
+
+
 def sample_prompts(
     pool: Pool, idx: np.ndarray, cfg: dict[str, Any], rng: np.random.Generator
 ) -> list[ObjectPrompt]:
     """First prompts of up to ``data.max_objects`` objects of each image in ``idx``
     (``prompts.per_object`` independent prompt sets per object)."""
-    p = cfg["prompts"]
-    kinds = list(PROMPT_KINDS)
-    w = np.array([p["weights"][k] for k in kinds], float)
-    w = w / w.sum()
-    size = pool.images.shape[1:3]
     objs = []
     for b, i in enumerate(idx):
         masks = pool.masks[i]
@@ -65,27 +100,8 @@ def sample_prompts(
         chosen = rng.choice(
             len(masks), size=min(len(masks), cfg["data"]["max_objects"]), replace=False
         )
-        for k in np.repeat(np.sort(chosen), p["per_object"]):
-            m = masks[k]
-            o = ObjectPrompt(image=b, target=m, clicker=Clicker(m))
-            kind = kinds[int(rng.choice(len(kinds), p=w))]
-            if kind == "click":
-                c = o.clicker.next_click(None)
-                o.points.append((c.x, c.y))
-                o.labels.append(1)
-            elif kind == "point":
-                pts, _ = random_interior_points(m, 1, rng)
-                x, y = int(pts[0, 0]), int(pts[0, 1])
-                o.clicker.clicks.append(Click(True, y, x))
-                o.points.append((x, y))
-                o.labels.append(1)
-            else:
-                box = boxes_from_masks(m[None])
-                o.box = jitter_boxes(box, size, rng, p["box_noise"], p["box_noise_bound"])[0]
-            o.draw = bool(p["dense"]) and rng.random() < p["dense_p"]
-            if rng.random() < p["p_correction"]:
-                o.corrections = int(rng.integers(1, p["max_corrections"] + 1))
-            objs.append(o)
+        for k in np.repeat(np.sort(chosen), cfg["prompts"]["per_object"]):
+            objs.append(first_prompt(masks[k], b, cfg, rng))
     return objs
 
 
@@ -102,8 +118,12 @@ def decode_objects(
     members: list[int],
     prev: list[np.ndarray | None],
     cfg: dict[str, Any],
-) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-    """Decode objects ``members``: index -> (logits ``(C, h, w)``, IoU predictions ``(C,)``)."""
+    decode: Any = None,
+) -> dict[int, tuple[torch.Tensor, ...]]:
+    """Decode objects ``members``: index -> (logits ``(C, h, w)``, IoU predictions ``(C,)``,
+    and whatever else ``decode`` returns per row). ``decode(embeddings, multimask, **prompts)``
+    returns row-aligned tensors, logits and IoUs first; the default calls ``model`` (a
+    ``Sam2Model``); ``embeddings`` are indexed by each object's ``image``."""
     p = cfg["prompts"]
     image_size = int(model.prompt_encoder.input_image_size)
     mask_hw = tuple(int(s) for s in model.prompt_encoder.mask_input_size)
@@ -152,12 +172,50 @@ def decode_objects(
         # index_select, not e[img]: several objects share an image, and the backward of advanced
         # indexing with repeated indices adds with thread atomics on CPU (runs would differ)
         emb = [e.index_select(0, img) for e in embeddings]
-        res = model(image_embeddings=emb, multimask_output=mm, **kwargs)
-        logits = res.pred_masks[:, 0]  # (n, C, h, w)
-        ious = res.iou_scores[:, 0]
+        if decode is None:
+            res = model(image_embeddings=emb, multimask_output=mm, **kwargs)
+            rows: tuple[torch.Tensor, ...] = (res.pred_masks[:, 0], res.iou_scores[:, 0])
+        else:
+            rows = tuple(decode(emb, mm, **kwargs))
         for r, i in enumerate(group):
-            out[i] = (logits[r], ious[r])
+            out[i] = tuple(x[r] for x in rows)
     return out
+
+
+def correction_rounds(
+    model: Any,
+    embeddings: list[torch.Tensor],
+    objs: list[ObjectPrompt],
+    cfg: dict[str, Any],
+    size: int,
+    decode: Any = None,
+) -> list[np.ndarray | None]:
+    """Each object's correction clicks, without gradient: ``o.corrections`` rounds of decoding,
+    each adding the RITM click on the error of the prediction with the highest predicted IoU
+    (appended to ``o.points``). Returns each object's last low-resolution logits, the mask
+    prompt of its final decoding (None for an object without corrections)."""
+    prev: list[np.ndarray | None] = [None] * len(objs)
+    rounds = max((o.corrections for o in objs), default=0)
+    if not rounds:
+        return prev
+    with torch.no_grad():
+        det = [e.detach() for e in embeddings]
+        for r in range(rounds):
+            active = [i for i, o in enumerate(objs) if o.corrections > r]
+            res = decode_objects(model, det, objs, active, prev, cfg, decode)
+            for i in active:
+                logits, ious = res[i][:2]
+                best = int(ious.argmax())
+                low = logits[best].float()
+                up = F.interpolate(
+                    low[None, None], size=(size, size), mode="bilinear", align_corners=False
+                )
+                pred = (up[0, 0] > 0).cpu().numpy()
+                c = objs[i].clicker.next_click(pred)
+                objs[i].points.append((c.x, c.y))
+                objs[i].labels.append(c.label)
+                prev[i] = low.clamp(-32, 32).cpu().numpy()
+    return prev
 
 
 def image_embeddings(model: Any, pixel: torch.Tensor) -> list[torch.Tensor]:
@@ -169,6 +227,41 @@ def image_embeddings(model: Any, pixel: torch.Tensor) -> list[torch.Tensor]:
         f.permute(1, 2, 0).view(b, -1, *size)
         for f, size in zip(maps, model.backbone_feature_sizes, strict=True)
     ]
+
+
+def grouped_mask_loss(
+    rows: list[tuple[torch.Tensor, torch.Tensor]],
+    targets: list[np.ndarray],
+    cfg: dict[str, Any],
+    size: int,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """SAM2's mask loss (`sam2_mask_loss`) of objects decoded with different numbers of
+    candidates: ``rows[i]`` = (logits ``(C, h, w)``, IoU predictions ``(C,)``) against the
+    ``(size, size)`` bool ``targets[i]``; objects grouped by C, each group weighted by its share
+    of the objects. Returns the loss and its terms (floats)."""
+    by_c: dict[int, list[int]] = defaultdict(list)
+    for i, (logits, _) in enumerate(rows):
+        by_c[logits.shape[0]].append(i)
+    lc = cfg["loss"]
+    loss_size = lc["mask_loss_size"] or size
+    device = rows[0][0].device
+    total = torch.zeros((), device=device)
+    sums: dict[str, float] = defaultdict(float)
+    for _, members in by_c.items():
+        logits = torch.stack([rows[i][0] for i in members]).float()
+        ious = torch.stack([rows[i][1] for i in members]).float()
+        logits = F.interpolate(
+            logits, size=(loss_size, loss_size), mode="bilinear", align_corners=False
+        )
+        tgt = torch.from_numpy(np.stack([targets[i] for i in members])).to(device).float()
+        if loss_size != tgt.shape[-1]:  # loss.mask_loss_size: targets area-averaged
+            tgt = F.interpolate(tgt[:, None], size=(loss_size, loss_size), mode="area")[:, 0]
+        terms = sam2_mask_loss(logits, ious, tgt, lc, lc["focal_alpha"], lc["focal_gamma"])
+        frac = len(members) / len(rows)
+        total = total + terms["loss"] * frac
+        for k, v in terms.items():
+            sums[k] += float(v.detach()) * frac
+    return total, dict(sums)
 
 
 class Sam2Loss(torch.nn.Module):
@@ -187,53 +280,10 @@ class Sam2Loss(torch.nn.Module):
         size = pixel.shape[-1]
         if not objs:  # no image of this batch has an instance
             return emb[-1].sum() * 0.0, {"loss": 0.0}
-        prev: list[np.ndarray | None] = [None] * len(objs)
-        rounds = max((o.corrections for o in objs), default=0)
-        if rounds:
-            with torch.no_grad():
-                det = [e.detach() for e in emb]
-                for r in range(rounds):
-                    active = [i for i, o in enumerate(objs) if o.corrections > r]
-                    res = decode_objects(model, det, objs, active, prev, cfg)
-                    for i in active:
-                        logits, ious = res[i]
-                        best = int(ious.argmax())
-                        low = logits[best].float()
-                        up = F.interpolate(
-                            low[None, None], size=(size, size), mode="bilinear", align_corners=False
-                        )
-                        pred = (up[0, 0] > 0).cpu().numpy()
-                        c = objs[i].clicker.next_click(pred)
-                        objs[i].points.append((c.x, c.y))
-                        objs[i].labels.append(c.label)
-                        prev[i] = low.clamp(-32, 32).cpu().numpy()
+        prev = correction_rounds(model, emb, objs, cfg, size)
         res = decode_objects(model, emb, objs, list(range(len(objs))), prev, cfg)
-        by_c: dict[int, list[int]] = defaultdict(list)
-        for i in range(len(objs)):
-            by_c[res[i][0].shape[0]].append(i)
-        lc = cfg["loss"]
-        loss_size = lc["mask_loss_size"] or size
-        total = torch.zeros((), device=pixel.device)
-        sums: dict[str, float] = defaultdict(float)
-        for _, members in by_c.items():
-            logits = torch.stack([res[i][0] for i in members]).float()
-            ious = torch.stack([res[i][1] for i in members]).float()
-            logits = F.interpolate(
-                logits, size=(loss_size, loss_size), mode="bilinear", align_corners=False
-            )
-            tgt = (
-                torch.from_numpy(np.stack([objs[i].target for i in members]))
-                .to(pixel.device)
-                .float()
-            )
-            if loss_size != tgt.shape[-1]:  # loss.mask_loss_size: targets area-averaged
-                tgt = F.interpolate(tgt[:, None], size=(loss_size, loss_size), mode="area")[:, 0]
-            terms = sam2_mask_loss(logits, ious, tgt, lc, lc["focal_alpha"], lc["focal_gamma"])
-            frac = len(members) / len(objs)
-            total = total + terms["loss"] * frac
-            for k, v in terms.items():
-                sums[k] += float(v.detach()) * frac
-        return total, dict(sums)
+        rows = [res[i][:2] for i in range(len(objs))]
+        return grouped_mask_loss(rows, [o.target for o in objs], cfg, size)
 
 
 class Sam2Task:

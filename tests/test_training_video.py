@@ -339,3 +339,22 @@ def test_video_training_validates_and_saves_a_tracker(tmp_path):
     frames, pts, lab = _clip()
     out = tracker.propagate(frames, pts, lab)
     assert out.masks.shape == (len(frames), len(pts), *frames.shape[1:3])
+
+
+def test_recorded_video_seeds_match_the_current_recipe():
+    """The appendix's two seeds were trained with today's sam2_video recipe; after a recipe
+    change, rerun ``samgap study video-seeds`` and record it again."""
+    import json
+
+    from samgap_lib.evaluation import HELD_OUT_CLIPS
+    from samgap_lib.studies.video_seeds import METRICS, recorded_runs
+    from samgap_lib.training import ORCHARD_TINY
+
+    rec = recorded_runs()
+    assert rec["recipe"] == json.loads(json.dumps(ORCHARD_TINY["sam2_video"]))
+    assert rec["held_out"] == json.loads(json.dumps(HELD_OUT_CLIPS))
+    assert set(rec["seeds"]) == {"0", "1"}
+    for r in rec["seeds"].values():
+        assert set(METRICS) <= set(r) and set(METRICS) <= set(r["first_mask_copied"])
+        assert r["J&F_low"] <= r["J&F"] <= r["J&F_high"]
+    assert {"commit", "date"} <= set(rec["provenance"]["recorded_at"])

@@ -389,7 +389,7 @@ def _json_object(text: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", choices=sorted(ORCHARD_TINY))
+    p.add_argument("--model", choices=("sam2", "sam3"))  # sam2_video: samgap study video-seeds
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--images", type=int, default=None, help="held-out images (card default)")
     p.add_argument(

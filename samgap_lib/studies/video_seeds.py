@@ -28,14 +28,14 @@ from ..io import recorded_result, write_json
 from ..training import ORCHARD_TINY, ensure_orchard_tiny, train
 from ..training.orchard_tiny import orchard_tiny_config
 
-__all__ = ["recorded_runs", "run_video_seeds", "main"]
+__all__ = ["METRICS", "recorded_runs", "run_video_seeds", "main"]
 
 METRICS = ("J&F", "J&F_low", "J&F_high", "J&F_first", "J&F_last", "decay", "switch_rate")
 
 
 def recorded_runs() -> dict[str, Any]:
-    """The recorded run (``samgap_lib/results/video_seeds.json``): ``provenance``, the recipe's
-    steps and clips, and per seed the held-out tracking numbers and those of the baseline that
+    """The recorded run (``samgap_lib/results/video_seeds.json``): ``provenance``, the recipe it
+    trained (its steps and clips), and per seed the held-out tracking numbers and those of the baseline that
     copies the frame-0 masks forward."""
     return recorded_result("video_seeds")
 
@@ -48,6 +48,7 @@ def run_video_seeds(seeds: list[int], num_threads: int | None = None) -> dict[st
     start = ensure_orchard_tiny(models=("sam2",))["sam2"]
     recipe = ORCHARD_TINY["sam2_video"]
     out: dict[str, Any] = {
+        "recipe": recipe,
         "steps": recipe["train"]["steps"],
         "clips": recipe["data"]["n_train"],
         "frames": recipe["video"]["frames"],

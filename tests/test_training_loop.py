@@ -357,15 +357,15 @@ def test_sam3_mask_decoder_runs_on_pairs_with_instances_only():
     from samgap_lib.training.tasks.sam3 import Sam3Loss
 
     cfg, model, _, _, inputs = _sam3_batch({"phrases_per_image": 4}, np.arange(4))
-    n_pos = sum(len(g["boxes"]) > 0 for g in inputs[-1])
-    assert 0 < n_pos < len(inputs[-1])  # the batch has both kinds
+    n_pos = sum(len(g["boxes"]) > 0 for g in inputs[4])
+    assert 0 < n_pos < len(inputs[4])  # the batch has both kinds
     terms = {}
     for on_negatives in (False, True):
         c = merge(cfg, {"loss": {"semantic_on_negatives": on_negatives}})
         seen, (loss, terms[on_negatives]) = _mask_decoder_batches(
             model, lambda c=c: Sam3Loss(model, c)(*inputs)
         )
-        assert seen == [len(inputs[-1]) if on_negatives else n_pos]
+        assert seen == [len(inputs[4]) if on_negatives else n_pos]
         assert torch.isfinite(loss)
     shared = set(terms[True]) - {"semantic", "loss"}
     assert {"mask_focal", "mask_dice", "class", "bbox"} <= shared
@@ -381,7 +381,7 @@ def test_sam3_batch_without_instances_skips_the_mask_decoder():
 
     data = {"phrases_fixed": ["pear"], "phrases_sampled": ["leaf", "lemon"], "phrases_per_image": 2}
     cfg, model, _, _, inputs = _sam3_batch(data, np.arange(2))
-    assert all(len(g["boxes"]) == 0 for g in inputs[-1])
+    assert all(len(g["boxes"]) == 0 for g in inputs[4])
     seen, (loss, terms) = _mask_decoder_batches(model, lambda: Sam3Loss(model, cfg)(*inputs))
     assert seen == []
     assert "mask_focal" not in terms and "semantic" not in terms
@@ -401,10 +401,10 @@ def test_sam3_batch_targets_come_from_each_pairs_instances():
     assert pool.derived  # filled by the first batch
     again = task.batch(pool, np.arange(4), step_rng(0, 0), torch.device("cpu"))
     size = pool.images.shape[1]
-    assert any(len(g["boxes"]) for g in first[-1])
+    assert any(len(g["boxes"]) for g in first[4])
     task.cfg["loss"]["mask_loss_size"] = 28
     coarse = task.batch(pool, np.arange(4), step_rng(0, 0), torch.device("cpu"))
-    for a, b, c in zip(first[-1], again[-1], coarse[-1], strict=True):
+    for a, b, c in zip(first[4], again[4], coarse[4], strict=True):
         for key in ("boxes", "masks", "masks_small", "union_small"):
             assert torch.equal(a[key], b[key]), key
         masks = a["masks"]
@@ -438,7 +438,7 @@ def _sam3_terms_pair_by_pair(model, cfg, inputs) -> dict[str, float]:
     )
     from samgap_lib.training.tasks.sam3 import sam3_outputs
 
-    pixel, pair_image, tokens, pair_text, gts = inputs
+    pixel, pair_image, tokens, pair_text, gts, _ = inputs
     lc = cfg["loss"]
     pos = [p for p, g in enumerate(gts) if len(g["boxes"])]
     o2m = lc["o2m_weight"] > 0
@@ -521,8 +521,8 @@ def test_sam3_loss_equals_the_pair_by_pair_computation(loss):
     from samgap_lib.training.tasks.sam3 import Sam3Loss
 
     cfg, model, _, _, inputs = _sam3_batch({"phrases_per_image": 4}, np.arange(4), loss)
-    assert any(len(g["boxes"]) == 0 for g in inputs[-1])
-    assert sum(len(g["boxes"]) > 2 for g in inputs[-1]) > 0  # the cap on matched masks acts
+    assert any(len(g["boxes"]) == 0 for g in inputs[4])
+    assert sum(len(g["boxes"]) > 2 for g in inputs[4]) > 0  # the cap on matched masks acts
     model.eval()  # no dropout: both computations see the same outputs
     with torch.no_grad():
         _, terms = Sam3Loss(model, cfg)(*inputs)
@@ -547,7 +547,7 @@ def test_sam3_o2m_queries_skip_self_attention():
 
     _, model, _, _, inputs = _sam3_batch({"phrases_per_image": 3}, np.arange(2))
     model.eval()
-    pixel, pair_image, tokens, pair_text, _ = inputs
+    pixel, pair_image, tokens, pair_text, *_ = inputs
     out = sam3_outputs(model, pixel, pair_image, tokens, pair_text, masks=False, o2m=True)
     plain = sam3_outputs(model, pixel, pair_image, tokens, pair_text, masks=False)
     assert torch.equal(out["logits"], plain["logits"]) and "logits_o2m" not in plain

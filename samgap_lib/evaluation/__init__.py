@@ -10,6 +10,9 @@ Training validation, the experiments, the studies and the chapters all run these
   an experiment's per-image records (`click_record`, `click_summary`).
 - `concepts`: the concept (SAM3-style) protocol: predictions (`predict_concepts`), COCO results
   over (image, phrase) pairs (`coco_results`), scores (`score_concepts`, `concept_summary`).
+- `exemplars`: exemplar boxes against the phrase: "phrase only", "phrase + k exemplars",
+  "k exemplars only" on the images where a concept is present, prompts counted, scored like the
+  phrase path (`evaluate_exemplar_modes`, `EXEMPLAR_MODES`).
 - `effort`: how many clicks buy the image-level quality of one phrase (`effort_equivalence`).
 - `held_out`: the orchard-tiny cards' held-out images and metrics (`evaluate_checkpoint`).
 - `video_protocols`: the two video protocols with oracle masks, SAM2's semi-supervised prompts
@@ -37,6 +40,13 @@ from .concepts import (
     score_concepts,
 )
 from .effort import effort_equivalence, sam2_quality_curves, sam3_quality
+from .exemplars import (
+    EXEMPLAR_MODES,
+    evaluate_exemplar_modes,
+    exemplar_modes_table,
+    exemplar_order,
+    exemplar_prompt,
+)
 from .held_out import (
     HELD_OUT,
     HELD_OUT_CLIPS,
@@ -78,6 +88,11 @@ from .video_tracking import (
 )
 
 __all__ = [
+    "EXEMPLAR_MODES",
+    "evaluate_exemplar_modes",
+    "exemplar_modes_table",
+    "exemplar_order",
+    "exemplar_prompt",
     "KeepAlive",
     "ProtocolOutcome",
     "appearances",

@@ -142,6 +142,17 @@ def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
             raise ConfigError(f"{where}: loss.o2m_alpha must be in [0, 1], got {lc['o2m_alpha']}.")
         if lc["o2m_topk"] < 1:
             raise ConfigError(f"{where}: loss.o2m_topk must be >= 1, got {lc['o2m_topk']}.")
+        pc = cfg["prompts"]
+        for key in ("exemplar_p", "negative_p", "drop_phrase_p"):
+            if not 0 <= pc[key] <= 1:
+                raise ConfigError(
+                    f"{where}: prompts.{key} is a probability and must be in [0, 1], got {pc[key]}."
+                )
+        if pc["max_positives"] < 1:
+            raise ConfigError(
+                f"{where}: prompts.max_positives must be >= 1 (a pair given exemplars gets at "
+                f"least one positive box), got {pc['max_positives']}."
+            )
     if len(cfg["optim"]["betas"]) != 2:
         raise ConfigError(
             f"{where}: optim.betas must hold two numbers, got {cfg['optim']['betas']}."

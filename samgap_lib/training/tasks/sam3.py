@@ -12,6 +12,13 @@ most ``max_matched_queries`` per pair, scored at the image's size or at ``mask_l
 With ``loss.o2m_weight > 0`` SAM3's one-to-many (DAC) queries are trained too: the decoder's
 queries again without self-attention, matched several to an instance, scored with the same
 classification and box terms x ``o2m_weight`` (official 2).
+
+With ``prompts.exemplar_p > 0`` a share of the pairs whose phrase denotes instances is prompted
+with exemplar boxes too (`sample_exemplars`): positive boxes of instances the phrase denotes,
+sometimes a negative box of one it does not, and the phrase sometimes replaced by ``"visual"``
+(exemplars only, as SAM3 prompts boxes without text). The boxes go through the model's geometry
+encoder and join the text tokens as the prompt, as ``Sam3Model.forward`` joins them at inference;
+the targets stay every instance the phrase denotes, the exemplars' own included.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import torch.nn.functional as F
 from ...data import Concept, Sample
 from ...evaluation import evaluate_concepts
 from ...models.hf.sam3 import HFConceptSegmenter
-from ...models.postprocess import POSTPROCESS_KEY
+from ...models.postprocess import POSTPROCESS_KEY, xyxy_to_cxcywh_norm
 from ...prompts import boxes_from_masks, concept_of
 from ..data import Pool, normalise
 from ..losses import (
@@ -40,9 +47,20 @@ from ..losses import (
     sigmoid_focal_loss,
 )
 
-__all__ = ["Pair", "Sam3Loss", "Sam3Task", "sam3_outputs", "without_self_attention"]
+__all__ = [
+    "EXEMPLAR_ONLY",
+    "Pair",
+    "Sam3Loss",
+    "Sam3Task",
+    "sample_exemplars",
+    "sam3_outputs",
+    "with_exemplars",
+    "without_self_attention",
+]
 
 TEXT_MAX_LENGTH = 32
+EXEMPLAR_ONLY = "visual"  # SAM3's text of a prompt of exemplar boxes alone
+PAD_LABEL = -10  # transformers Sam3Model: input_boxes_labels of padding boxes
 
 
 @dataclass
@@ -50,8 +68,55 @@ class Pair:
     """One (image, phrase) pair of a batch."""
 
     image: int
-    phrase: str
+    phrase: str  # the text prompt: the concept's phrase, or EXEMPLAR_ONLY
     gt: np.ndarray  # indices into the pool image's instances
+    exemplars: np.ndarray | None = None  # (e,) instance indices given as exemplar boxes
+    labels: np.ndarray | None = None  # (e,) 1 positive, 0 negative
+
+
+def sample_exemplars(
+    denoted: np.ndarray, n_instances: int, prompts: dict[str, Any], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """Exemplar boxes for one (image, phrase) pair, or None (a text prompt alone).
+
+    Follows SAM3's ``TextQueryToVisual`` (``sam3/train/transforms/filter_query_transforms.py``):
+    a pair whose phrase denotes instances is chosen with probability ``prompts["exemplar_p"]``
+    and given a positive box drawn uniformly from them; its text becomes ``"visual"`` unless
+    kept. Beyond it (simplified from the paper's interactive exemplars, whose sampling is not
+    released): 1 to ``max_positives`` positives (uniform count, without replacement) and, with
+    probability ``negative_p``, one negative: an instance of the image the phrase does not
+    denote (an unripe apple for "ripe apple"), when there is one.
+
+    Parameters
+    ----------
+    denoted
+        Indices of the image's instances the phrase denotes (all of them, before any cap).
+    n_instances
+        How many instances the image has.
+    prompts
+        The config's ``prompts`` section.
+    rng
+        The batch's Generator; a pair without instances draws nothing from it.
+
+    Returns
+    -------
+    tuple or None
+        ``(instances (e,), labels (e,) 1/0, keep_phrase)``: positives first.
+    """
+    if not len(denoted) or prompts["exemplar_p"] <= 0:
+        return None
+    if rng.random() >= prompts["exemplar_p"]:
+        return None
+    n_pos = int(rng.integers(1, min(prompts["max_positives"], len(denoted)) + 1))
+    pos = rng.choice(denoted, size=n_pos, replace=False)
+    others = np.setdiff1d(np.arange(n_instances), denoted)
+    neg = np.zeros(0, np.int64)
+    if len(others) and rng.random() < prompts["negative_p"]:
+        neg = rng.choice(others, size=1)
+    keep_phrase = bool(rng.random() >= prompts["drop_phrase_p"])
+    inst = np.concatenate([pos, neg]).astype(np.int64)
+    labels = np.concatenate([np.ones(len(pos), np.int64), np.zeros(len(neg), np.int64)])
+    return inst, labels, keep_phrase
 
 
 def _denoted(pool: Pool, i: int, concept: Concept) -> np.ndarray:
@@ -74,6 +139,7 @@ def sam3_outputs(
     masks: bool = True,
     mask_pairs: torch.Tensor | None = None,
     o2m: bool = False,
+    exemplars: dict[str, torch.Tensor] | None = None,
 ) -> dict:
     """Sam3Model's forward with every decoder layer's scores and boxes kept (for aux losses).
 
@@ -88,7 +154,8 @@ def sam3_outputs(
     ``"logits_o2m"`` and ``"boxes_o2m"``: the decoder run a second time with its
     self-attention left out (`without_self_attention`), as SAM3's decoder treats the copy of its
     queries it appends in training (``sam3/model/decoder.py``, ``dac=True``; the copy's
-    presence token is not used).
+    presence token is not used). ``exemplars`` (`with_exemplars`) adds exemplar boxes to the
+    prompts of some pairs.
     """
     from transformers.models.sam3.modeling_sam3 import box_cxcywh_to_xyxy, inverse_sigmoid
 
@@ -105,6 +172,10 @@ def sam3_outputs(
     )
     text_features = text.pooler_output.index_select(0, pair_text)
     text_mask = tokens["attention_mask"][pair_text].bool()
+    if exemplars is not None:
+        text_features, text_mask = with_exemplars(
+            model, text_features, text_mask, coarse, coarse_pos, exemplars
+        )
     enc = model.detr_encoder(
         vision_features=[coarse],
         text_features=text_features,
@@ -155,6 +226,39 @@ def sam3_outputs(
     return out
 
 
+def with_exemplars(
+    model: Any,
+    text_features: torch.Tensor,
+    text_mask: torch.Tensor,
+    coarse: torch.Tensor,
+    coarse_pos: torch.Tensor,
+    exemplars: dict[str, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every pair's prompt tokens: its text, then the geometry encoder's tokens of its exemplar
+    boxes, as ``Sam3Model.forward`` concatenates them.
+
+    ``exemplars``: ``"pairs"`` (n,) the pairs that have boxes, ``"boxes"`` (n, e, 4) cxcywh
+    normalised by the image size (what the segmenter passes at inference), ``"labels"`` (n, e)
+    1 / 0, ``PAD_LABEL`` for padding. The geometry encoder runs on those pairs only, reading the
+    coarsest kept feature level (``coarse``, per pair) as ``Sam3Model`` does; the other pairs get
+    the same number of tokens, all masked out, so that they attend exactly to their text as a
+    text-only prompt does at inference.
+    """
+    rows, labels = exemplars["pairs"], exemplars["labels"]
+    geo = model.geometry_encoder(
+        box_embeddings=exemplars["boxes"],
+        box_mask=labels != PAD_LABEL,
+        box_labels=torch.where(labels == PAD_LABEL, 0, labels),
+        img_feats=(coarse.index_select(0, rows),),
+        img_pos_embeds=(coarse_pos.index_select(0, rows),),
+    )
+    tokens, valid = geo.last_hidden_state, geo.attention_mask.bool()
+    n = text_features.shape[0]
+    feats = tokens.new_zeros(n, *tokens.shape[1:]).index_copy(0, rows, tokens)
+    mask = valid.new_zeros(n, valid.shape[1]).index_copy(0, rows, valid)
+    return torch.cat([text_features, feats], 1), torch.cat([text_mask, mask], 1)
+
+
 @contextlib.contextmanager
 def without_self_attention(decoder: torch.nn.Module) -> Iterator[None]:
     """Within the block, the self-attention of every layer of a transformers SAM3 DETR decoder
@@ -181,7 +285,7 @@ class Sam3Loss(torch.nn.Module):
         self.cfg = cfg
 
     def forward(
-        self, pixel, pair_image, tokens, pair_text, gts
+        self, pixel, pair_image, tokens, pair_text, gts, exemplars=None
     ) -> tuple[torch.Tensor, dict[str, float]]:
         lc = self.cfg["loss"]
         seg = lc["segmentation"]
@@ -201,6 +305,7 @@ class Sam3Loss(torch.nn.Module):
             if all_pairs
             else torch.tensor(mask_pairs, dtype=torch.long, device=pixel.device),
             o2m=lc["o2m_weight"] > 0,
+            exemplars=exemplars,
         )
         n_pairs, n_layers = len(gts), out["logits"].shape[0]
         layers = list(range(n_layers)) if lc["aux"] else [n_layers - 1]
@@ -407,6 +512,18 @@ class Sam3Task:
             for ph in chosen:
                 gt = _denoted(pool, int(i), concept_of(str(ph)))[: d["max_annotations"]]
                 pairs.append(Pair(b, str(ph), gt))
+        # exemplars after every phrase is drawn: the phrases of a batch are the same with or without
+        # them, and with prompts.exemplar_p = 0 nothing more is drawn from rng
+        pc = self.cfg["prompts"]
+        if pc["exemplar_p"] > 0:
+            for p in pairs:
+                i = int(idx[p.image])
+                denoted = _denoted(pool, i, concept_of(p.phrase))
+                drawn = sample_exemplars(denoted, len(pool.masks[i]), pc, rng)
+                if drawn is not None:
+                    p.exemplars, p.labels, keep = drawn
+                    if not keep:
+                        p.phrase = EXEMPLAR_ONLY
         texts = sorted({p.phrase for p in pairs})
         tokens = {k_: v.to(device) for k_, v in self.tokenize(texts).items()}
         pair_text = torch.as_tensor([texts.index(p.phrase) for p in pairs], device=device)
@@ -428,7 +545,31 @@ class Sam3Task:
                     "union_small": (union > 0.5).float().to(device),
                 }
             )
-        return pixel, pair_image, tokens, pair_text, gts
+        return pixel, pair_image, tokens, pair_text, gts, self._exemplars(pool, idx, pairs, device)
+
+    def _exemplars(
+        self, pool: Pool, idx: np.ndarray, pairs: list[Pair], device: torch.device
+    ) -> dict[str, torch.Tensor] | None:
+        """The exemplar inputs of `with_exemplars` for ``pairs`` (None: no pair has any): boxes
+        of the instances' masks, normalised as the segmenter normalises boxes at inference."""
+        rows = [r for r, p in enumerate(pairs) if p.exemplars is not None]
+        if not rows:
+            return None
+        e = max(len(pairs[r].exemplars) for r in rows)  # type: ignore[arg-type]
+        boxes = np.zeros((len(rows), e, 4), np.float32)
+        labels = np.full((len(rows), e), PAD_LABEL, np.int64)
+        size = pool.images.shape[1]
+        for k, r in enumerate(rows):
+            p = pairs[r]
+            assert p.exemplars is not None and p.labels is not None
+            xyxy = self._instances(pool, int(idx[p.image]))[0][p.exemplars]
+            boxes[k, : len(xyxy)] = xyxy_to_cxcywh_norm(xyxy, (size, size))
+            labels[k, : len(xyxy)] = p.labels
+        return {
+            "pairs": torch.as_tensor(rows, dtype=torch.long, device=device),
+            "boxes": torch.from_numpy(boxes).to(device),
+            "labels": torch.from_numpy(labels).to(device),
+        }
 
     def _instances(self, pool: Pool, i: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
         """Pool image ``i``'s instances as training targets, computed once per image and kept:

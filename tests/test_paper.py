@@ -34,6 +34,8 @@ def test_paper_profile_end_to_end(tmp_path):
             "n_images": 2,
             "max_clicks": 2,
             "sam3_tracker_checkpoint": str(ckpt / "hf-sam3-tracker"),
+            "sam2_video_checkpoint": str(ckpt / "hf-sam2-video"),
+            "sam3_video_checkpoint": str(ckpt / "hf-sam3-video"),
         },
     )
     assert [p.name for p in out] == [

@@ -22,11 +22,15 @@ from .config import resolve_checkpoint
 __all__ = ["detections_per_frame", "video_protocols", "video_tracker"]
 
 
-def video_tracker(cfg: dict[str, Any]) -> Any:
-    """The profile's SAM2 video role: the orchard-tiny SAM2 video model (smoke; a
-    `MemoryTracker`) or the released SAM 2.1 video model (paper; transformers' propagator)."""
+def video_tracker(cfg: dict[str, Any], checkpoint: str | None = None) -> Any:
+    """The SAM2 video role: ``checkpoint`` (a video checkpoint: hub id or folder) when given,
+    else the profile's: the orchard-tiny SAM2 video model (smoke; a `MemoryTracker`) or the
+    released SAM 2.1 (paper: the config's SAM2 source, a video checkpoint on the hub;
+    transformers' propagator)."""
     from ..models import load_sam2
 
+    if checkpoint:
+        return load_sam2(checkpoint, role="video", device=cfg["device"])
     if cfg["profile"] == "smoke":
         from ..training import ensure_orchard_tiny
 
@@ -53,26 +57,29 @@ def video_protocols(
     phrase: str = "apple",
     detector: Any = None,
     min_area: int = 30,
+    sam2_video: str | None = None,
+    sam3_video: str | None = None,
 ) -> dict[str, ProtocolOutcome]:
     """``{"sam2": outcome, "sam3": outcome}`` of the profile's models on ``frames``.
 
     ``detector``: the chapter's SAM3 concept segmenter (smoke profile); its detections at the
-    config's concept threshold feed the miniature detect-then-track."""
+    config's concept threshold feed the miniature detect-then-track. ``sam2_video`` /
+    ``sam3_video``: video checkpoints instead of the profile's (`video_tracker`; SAM 3's own
+    video inference, in the paper profile the config's SAM3 source)."""
     from ..models import load_sam3
     from ..models.hf.sam2_memory import MaskletTracker
 
     device = cfg["device"]
-    tracker = video_tracker(cfg)
-    if cfg["profile"] == "smoke":
+    tracker = video_tracker(cfg, sam2_video)
+    if cfg["profile"] == "smoke" and not sam3_video:
         if detector is None:
             raise ValueError("the smoke profile's SAM3 protocol needs the chapter's detector.")
         dets = detections_per_frame(detector, frames, phrase, cfg["concepts"]["threshold"])
         masklets = MaskletTracker(tracker.model, tracker.processor, frames, device=device)
         concept = sam3_protocol(dets, masklets, gt)
     else:
-        video = load_sam3(
-            resolve_checkpoint(cfg["models"]["sam3"]["source"], "sam3"), role="video", device=device
-        )
+        source = sam3_video or resolve_checkpoint(cfg["models"]["sam3"]["source"], "sam3")
+        video = load_sam3(source, role="video", device=device)
         res = video.propagate(frames, phrase)
         pred = [
             {k: res.masks[t, c] for c, k in enumerate(res.object_ids) if res.masks[t, c].any()}

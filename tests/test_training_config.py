@@ -75,6 +75,32 @@ def test_wrong_values_refused(override, match):
         load_config({"model": "sam3", **override})
 
 
+@pytest.mark.parametrize(
+    ("video", "match"),
+    [
+        ({"frames": 1}, r"video.frames must be 0 \(train on images\) or at least 2"),
+        ({"frames": 4, "pan": [20, 6]}, r"video.pan must be \[low, high\]"),
+        ({"frames": 4, "p_correct_frame": 1.5}, r"video.p_correct_frame must be in \[0, 1\]"),
+        ({"frames": 4, "num_maskmem": 0}, r"video.num_maskmem must be >= 1, got 0"),
+    ],
+)
+def test_wrong_video_values_refused(video, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config({"model": "sam2", "video": video})
+    assert load_config({"model": "sam2", "video": {"frames": 4}})["video"]["frames"] == 4
+
+
+def test_video_training_needs_synthetic_clips():
+    with pytest.raises(ConfigError, match="video training reads synthetic orchard clips"):
+        load_config(
+            {
+                "model": "sam2",
+                "video": {"frames": 4},
+                "data": {"source": "minneapple", "root": "/d"},
+            }
+        )
+
+
 def test_num_queries_is_a_sam3_key():
     assert load_config(model="sam3")["init"]["num_queries"] is None  # the arch's 36
     assert load_config({"model": "sam3", "init": {"num_queries": 64}})["init"]["num_queries"] == 64

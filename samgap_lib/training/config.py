@@ -74,6 +74,34 @@ def default_config(model: str) -> dict[str, Any]:
     return packaged_yaml(f"train_{model}.yml")
 
 
+def _check_video(v: Mapping[str, Any], source: str, where: str) -> None:
+    """The ``video`` section of a SAM2 config (``frames: 0`` = image training)."""
+    if v["frames"] == 1 or v["frames"] < 0:
+        raise ConfigError(
+            f"{where}: video.frames must be 0 (train on images) or at least 2 (clips), "
+            f"got {v['frames']}."
+        )
+    if not v["frames"]:
+        return
+    pan = v["pan"]
+    if len(pan) != 2 or not 0 <= pan[0] <= pan[1]:
+        raise ConfigError(
+            f"{where}: video.pan must be [low, high] px per frame with 0 <= low <= high, got {pan}."
+        )
+    if not 0 <= v["p_correct_frame"] <= 1:
+        raise ConfigError(
+            f"{where}: video.p_correct_frame must be in [0, 1], got {v['p_correct_frame']}."
+        )
+    for key in ("num_maskmem", "memory_layers", "max_object_pointers"):
+        if v[key] < 1:
+            raise ConfigError(f"{where}: video.{key} must be >= 1, got {v[key]}.")
+    if source != "synthetic":
+        raise ConfigError(
+            f"{where}: video training reads synthetic orchard clips (data.source: synthetic); "
+            f"{source} has no videos."
+        )
+
+
 def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     """Check a full config against the packaged schema of its model; return it as a dict."""
     model = cfg.get("model")
@@ -107,6 +135,7 @@ def validate(cfg: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
         a = cfg["loss"]["all_candidates"]
         if a < 0:
             raise ConfigError(f"{where}: loss.all_candidates must be >= 0 (0 = off), got {a}.")
+        _check_video(cfg["video"], cfg["data"]["source"], where)
     r = cfg["data"]["render_size"]
     if r is not None and r < 16:
         raise ConfigError(

@@ -21,7 +21,7 @@ from .types import (
     mask_to_box,
     masks_to_boxes,
 )
-from .video import synthetic_orchard_clips, synthetic_orchard_video
+from .video import clip_tracks, synthetic_orchard_clips, synthetic_orchard_video
 
 __all__ = [
     "HEALTH",
@@ -51,6 +51,7 @@ __all__ = [
     "rle_to_mask",
     "split_indices",
     "synthetic_orchard",
+    "clip_tracks",
     "synthetic_orchard_clips",
     "synthetic_orchard_video",
     "to_coco",

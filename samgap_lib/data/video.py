@@ -15,7 +15,7 @@ import numpy as np
 from .synthetic import OrchardConfig, _hide_tiny_apples, _to_uint8, render_orchard_scene
 from .types import Instance, Sample
 
-__all__ = ["synthetic_orchard_clips", "synthetic_orchard_video"]
+__all__ = ["clip_tracks", "synthetic_orchard_clips", "synthetic_orchard_video"]
 
 
 def synthetic_orchard_video(
@@ -143,3 +143,16 @@ def synthetic_orchard_clips(
             )
         )
     return out
+
+
+def clip_tracks(clip: list[Sample]) -> tuple[np.ndarray, np.ndarray]:
+    """A clip as arrays: frames ``(T, H, W, 3)`` and one track per instance ``(K, T, H, W)``
+    bool, rows in instance-id order (empty where the instance is out of view)."""
+    ids = sorted({i.instance_id for f in clip for i in f.instances})
+    row = {k: r for r, k in enumerate(ids)}
+    h, w = clip[0].image.shape[:2]
+    tracks = np.zeros((len(ids), len(clip), h, w), bool)
+    for t, f in enumerate(clip):
+        for inst in f.instances:
+            tracks[row[inst.instance_id], t] = inst.mask
+    return np.stack([f.image for f in clip]), tracks

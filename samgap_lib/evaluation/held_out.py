@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import synthetic_orchard, synthetic_orchard_clips
+from ..data import clip_tracks, synthetic_orchard, synthetic_orchard_clips
 from ..data.profiles import SPLIT_START
 from ..models import load_sam2, load_sam3
 from ..models.postprocess import postprocess_prediction
@@ -118,15 +118,7 @@ def held_out_clips(
         pan=h["pan"],
         start=SPLIT_START["test"],
     )
-    out = []
-    for clip in clips:
-        ids = sorted({i.instance_id for f in clip for i in f.instances})
-        tracks = np.zeros((len(ids), len(clip), size, size), bool)
-        for t, f in enumerate(clip):
-            for inst in f.instances:
-                tracks[ids.index(inst.instance_id), t] = inst.mask
-        out.append((np.stack([f.image for f in clip]), tracks))
-    return out
+    return [clip_tracks(clip) for clip in clips]
 
 
 class FirstMaskCopied:

@@ -50,11 +50,7 @@ def sam2_protocol(
     res = tracker.propagate(
         np.asarray(frames), points, np.ones((len(ids), 1), np.int64), obj_ids=ids
     )
-    pred = [
-        {k: res.masks[t, c] for c, k in enumerate(res.object_ids) if res.masks[t, c].any()}
-        for t in range(len(frames))
-    ]
-    return protocol_outcome("sam2", len(ids), gt, pred)
+    return protocol_outcome("sam2", len(ids), gt, res.track_set())
 
 
 def sam3_protocol(

@@ -80,10 +80,5 @@ def video_protocols(
     else:
         source = sam3_video or resolve_checkpoint(cfg["models"]["sam3"]["source"], "sam3")
         video = load_sam3(source, role="video", device=device)
-        res = video.propagate(frames, phrase)
-        pred = [
-            {k: res.masks[t, c] for c, k in enumerate(res.object_ids) if res.masks[t, c].any()}
-            for t in range(len(frames))
-        ]
-        concept = protocol_outcome("sam3", 1, gt, pred)
+        concept = protocol_outcome("sam3", 1, gt, video.propagate(frames, phrase).track_set())
     return {"sam2": sam2_protocol(tracker, frames, gt, min_area), "sam3": concept}

@@ -157,6 +157,11 @@ class VideoResult:
         """``{object_id: (H, W) mask}`` on frame ``t``."""
         return {oid: self.masks[t, k] for k, oid in enumerate(self.object_ids)}
 
+    def track_set(self) -> list[dict[int, np.ndarray]]:
+        """The result as a track set (`samgap_lib.metrics.tracking`): per frame, the objects
+        with a non-empty mask."""
+        return [{k: m for k, m in self.frame(t).items() if m.any()} for t in range(len(self.masks))]
+
 
 @runtime_checkable
 class PromptSegmenter(Protocol):

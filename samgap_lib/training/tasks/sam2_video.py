@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...data import synthetic_orchard_clips
+from ...data import clip_tracks, synthetic_orchard_clips
 from ...data.profiles import SPLIT_START
 from ...evaluation import track_clips, tracking_summary
 from ...models.hf.sam2_memory import (
@@ -94,17 +94,8 @@ def load_clip_pool(cfg: dict[str, Any], split: str, n: int, size: int) -> ClipPo
         pan=(int(v["pan"][0]), int(v["pan"][1])),
         start=SPLIT_START[split],
     )
-    frames = np.stack([np.stack([f.image for f in clip]) for clip in clips])
-    tracks = []
-    for clip in clips:
-        ids = sorted({i.instance_id for f in clip for i in f.instances})
-        row = {k: r for r, k in enumerate(ids)}
-        tr = np.zeros((len(ids), len(clip), size, size), bool)
-        for t, f in enumerate(clip):
-            for inst in f.instances:
-                tr[row[inst.instance_id], t] = inst.mask
-        tracks.append(tr)
-    return ClipPool(frames, tracks)
+    arrays = [clip_tracks(clip) for clip in clips]
+    return ClipPool(np.stack([f for f, _ in arrays]), [tr for _, tr in arrays])
 
 
 def _rows(out: HeadOut) -> tuple[torch.Tensor, ...]:
